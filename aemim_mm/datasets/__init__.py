@@ -1,0 +1,4 @@
+"""Datasets: the embedded scikit-image photo set used by the demo."""
+from .skimage_photos import SkimagePhotos
+
+__all__ = ['SkimagePhotos']

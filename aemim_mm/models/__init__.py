@@ -1,0 +1,13 @@
+"""Models: adapters, the label-free attack, the wrapper and backbones."""
+from .adapters import (AdapterLayerNorm, adapter_route, convert_adapters,
+                       adversarial_state_dict_keys)
+from .algorithms import MIMInterface, build_mim_interface
+from .attack import FeatureDistancePGD
+from .backbones import TimmMAEViT
+from .wrapper import AdversarialMIMWrapper
+
+__all__ = [
+    'AdapterLayerNorm', 'adapter_route', 'convert_adapters',
+    'adversarial_state_dict_keys', 'MIMInterface', 'build_mim_interface',
+    'FeatureDistancePGD', 'TimmMAEViT', 'AdversarialMIMWrapper'
+]

@@ -1,0 +1,3 @@
+from .timm_mae_vit import TimmMAEViT
+
+__all__ = ['TimmMAEViT']
