@@ -1,0 +1,282 @@
+"""Train (pre-train or fine-tune) a model from an mmengine config.
+
+Usage::
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+        [--auto-scale-lr] [--cfg-options KEY=VALUE ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+
+Several processes: ``tools/dist_train.sh CONFIG NUM_PROCS [args]`` (works on
+CPU too: without CUDA the ``gloo`` backend is used) or
+``tools/slurm_train.sh``.
+"""
+import argparse
+import datetime
+import os
+import os.path as osp
+import sys
+from typing import List, Optional
+
+# ``python tools/train.py`` puts tools/ (not the repository root) on sys.path;
+# add the root so that ``aemim_mm`` imports without an installation.
+_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+import torch  # noqa: E402
+from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import aemim_mm  # noqa: E402,F401  (registration + checkpoint safe globals)
+
+_DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Args:
+        argv: Arguments (without the program name). Defaults to ``sys.argv``.
+
+    Returns:
+        The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        '--work-dir',
+        help='directory for logs and checkpoints (default: the config\'s '
+        'work_dir, else ./work_dirs/<config name>)')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        default=None,
+        metavar='CHECKPOINT',
+        help='resume training: without a value from the latest checkpoint in '
+        'the work dir, with a value from that checkpoint')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='automatic mixed precision (AmpOptimWrapper, dynamic loss '
+        'scale; needs a GPU)')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the actual batch size over the '
+        'config\'s auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. train_cfg.max_iters=10 '
+        '"model.backbone.arch=b" "a=[1,2]" (quote lists, no spaces)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local_rank (older) or --local-rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def strip_collate_scope(cfg: Config) -> None:
+    """Remove ``_scope_`` from the dataloaders' ``collate_fn`` dicts.
+
+    Configs that inherit ``mmpretrain::`` base configs get a ``_scope_`` key in
+    every dict with a ``type``. ``Runner.build_dataloader`` pops only ``type``
+    from ``collate_fn`` and passes the rest as keyword arguments, so the
+    collate function would be called with ``_scope_=...`` (``default_collate()
+    got an unexpected keyword argument '_scope_'``). Dropping the key is
+    enough: collate functions live in mmengine's root ``FUNCTIONS`` registry
+    (mmpretrain has none), which every scope falls back to.
+
+    Args:
+        cfg: The config, changed in place.
+    """
+    for name in _DATALOADERS:
+        loader = cfg.get(name)
+        collate = loader.get('collate_fn') if isinstance(loader,
+                                                         dict) else None
+        if isinstance(collate, dict):
+            collate.pop('_scope_', None)
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the optimizer wrapper to ``AmpOptimWrapper`` (dynamic scale).
+
+    Args:
+        cfg: The config, changed in place.
+
+    Raises:
+        RuntimeError: Without a GPU: mmengine's ``AmpOptimWrapper`` asserts
+            CUDA (or NPU / MLU / MUSA) when built, also for
+            ``dtype='bfloat16'``, so AMP cannot run on CPU.
+        ValueError: If ``optim_wrapper`` is another wrapper type.
+    """
+    from mmengine.device import get_device
+    if get_device() == 'cpu':
+        raise RuntimeError(
+            '--amp needs a GPU: mmengine\'s AmpOptimWrapper only supports '
+            'cuda, npu, mlu or musa devices, and none is available. Run '
+            'without --amp on CPU.')
+    optim_wrapper = cfg.optim_wrapper
+    wrapper_type = optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper_type == 'AmpOptimWrapper':
+        print_log('--amp: the config already uses AmpOptimWrapper.',
+                  logger='current')
+        return
+    if wrapper_type != 'OptimWrapper':
+        raise ValueError(
+            f'--amp: only a plain OptimWrapper can be switched to '
+            f'AmpOptimWrapper, but optim_wrapper.type is {wrapper_type!r}')
+    optim_wrapper.type = 'AmpOptimWrapper'
+    optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def use_cpu_distributed(cfg: Config) -> None:
+    """Make distributed training work without CUDA (gloo, CPU DDP).
+
+    NCCL needs CUDA, so the process group uses ``gloo``. mmengine's default
+    ``MMDistributedDataParallel`` gets ``device_ids=[LOCAL_RANK]``, which torch
+    refuses for a CPU module, so ``device_ids=None`` is set in
+    ``model_wrapper_cfg`` (with mmengine's other defaults). This lets
+    ``tools/dist_train.sh CONFIG 2`` run two CPU processes.
+
+    Args:
+        cfg: The config, changed in place.
+    """
+    env_cfg = cfg.setdefault('env_cfg', ConfigDict())
+    dist_cfg = env_cfg.setdefault('dist_cfg', ConfigDict())
+    if dist_cfg.get('backend') != 'gloo':
+        print_log(
+            f'CUDA is not available: env_cfg.dist_cfg.backend '
+            f'{dist_cfg.get("backend")!r} -> \'gloo\'',
+            logger='current')
+        dist_cfg.backend = 'gloo'
+    if cfg.get('launcher', 'none') != 'none':
+        wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+        if wrapper.get('type',
+                       'MMDistributedDataParallel') == \
+                'MMDistributedDataParallel':
+            wrapper.setdefault('device_ids', None)
+        cfg.model_wrapper_cfg = wrapper
+
+
+def init_cpu_process_group(cfg: Config) -> bool:
+    """Start the gloo process group for ``--launcher pytorch`` without CUDA.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` for every
+    launcher, which fails on a machine without CUDA. Starting the process
+    group here (from the environment that ``torch.distributed.run`` sets) makes
+    the Runner skip its own ``init_dist``. Does nothing with CUDA, without a
+    launcher, or when a process group exists.
+
+    Args:
+        cfg: The config after :func:`merge_args` (``launcher``, ``env_cfg``).
+
+    Returns:
+        Whether a process group was started (then the caller ends it with
+        :func:`end_process_group`).
+
+    Raises:
+        RuntimeError: For the ``slurm`` / ``mpi`` launchers without CUDA.
+    """
+    launcher = cfg.get('launcher', 'none')
+    if (launcher == 'none' or torch.cuda.is_available()
+            or torch.distributed.is_initialized()):
+        return False
+    if launcher != 'pytorch':
+        raise RuntimeError(
+            f'--launcher {launcher} needs CUDA (mmengine sets a CUDA device '
+            'for it); without CUDA use --launcher pytorch '
+            '(tools/dist_train.sh)')
+    kwargs = dict(cfg.env_cfg.get('dist_cfg', {}))
+    kwargs['backend'] = 'gloo'
+    if kwargs.get('timeout') is not None:  # seconds, as in mmengine
+        kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
+    torch.distributed.init_process_group(**kwargs)
+    return True
+
+
+def end_process_group() -> None:
+    """Wait for all ranks, then end the process group (a clean exit)."""
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply the command line to the config.
+
+    Args:
+        cfg: The config loaded from ``args.config``.
+        args: The parsed arguments.
+
+    Returns:
+        The updated config.
+    """
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+
+    # work dir: command line > config > ./work_dirs/<config name>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if '://' not in args.resume and not osp.isfile(args.resume):
+            raise FileNotFoundError(
+                f'--resume: checkpoint {args.resume!r} does not exist')
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    if args.amp:
+        enable_amp(cfg)
+
+    if args.auto_scale_lr:
+        scale_cfg = cfg.get('auto_scale_lr')
+        if not isinstance(scale_cfg, dict) or 'base_batch_size' not in \
+                scale_cfg:
+            raise ValueError(
+                '--auto-scale-lr needs `auto_scale_lr = dict('
+                'base_batch_size=...)` in the config, which has none')
+        scale_cfg.enable = True
+
+    if not torch.cuda.is_available():
+        use_cpu_distributed(cfg)
+
+    strip_collate_scope(cfg)
+    return cfg
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Build a ``Runner`` from the config and train.
+
+    Args:
+        argv: Arguments (without the program name). Defaults to ``sys.argv``.
+    """
+    args = parse_args(argv)
+    cfg = merge_args(Config.fromfile(args.config), args)
+    started = init_cpu_process_group(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    if started:
+        end_process_group()
+
+
+if __name__ == '__main__':
+    main()
