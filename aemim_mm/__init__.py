@@ -9,6 +9,6 @@ Detection components live in :mod:`aemim_mm.det`, imported by detection configs
 only, so that importing :mod:`aemim_mm` never requires mmdet.
 """
 from .version import __version__
-from . import datasets, engine, models, utils  # noqa: F401  (registration)
+from . import datasets, engine, models, utils, visualization  # noqa: F401
 
 __all__ = ['__version__']

@@ -49,11 +49,12 @@ def feature_distance(feat_adv: torch.Tensor, feat_clean: torch.Tensor,
     Args:
         feat_adv: Features of the adversarial input.
         feat_clean: Features of the clean input (treated as the target).
-        distance: ``'l2'`` mean squared difference (the squared L2 distance
-            per element; its sign-gradient equals that of the L2 norm),
-            ``'kl'`` KL(softmax(clean) || softmax(adv)) over channels, mean
-            over tokens, ``'cos'`` one minus the cosine similarity, mean over
-            tokens.
+        distance: ``'l2'`` squared L2 distance between token features
+            (sum over channels, mean over tokens; squaring keeps the gradient
+            finite at zero distance and leaves its sign, all PGD uses, as
+            for the L2 norm), ``'kl'`` KL(softmax(clean) || softmax(adv))
+            over channels, mean over tokens, ``'cos'`` one minus the cosine
+            similarity, mean over tokens.
 
     Returns:
         A tensor of shape (B,).
@@ -61,7 +62,7 @@ def feature_distance(feat_adv: torch.Tensor, feat_clean: torch.Tensor,
     feat_adv = feat_adv.float()
     feat_clean = feat_clean.float()
     if distance == 'l2':
-        return (feat_adv - feat_clean).pow(2).flatten(1).mean(1)
+        return (feat_adv - feat_clean).pow(2).sum(-1).flatten(1).mean(1)
     if distance == 'kl':
         kl = F.kl_div(
             F.log_softmax(feat_adv, dim=-1),

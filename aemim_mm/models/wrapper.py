@@ -45,6 +45,10 @@ class AdversarialMIMWrapper(BaseModel):
         adv_ratio: alpha, the fraction of each batch that gets an
             adversarial example, in [0, 1]; ``round(alpha * B)`` samples
             (half up) are drawn at random each iteration.
+        data_preprocessor: mmengine's Runner passes a config's top-level
+            ``data_preprocessor`` (mmpretrain's MAE configs have one) to the
+            model; it is handed on to ``algorithm`` when that is a config
+            dict without one of its own. ``None`` keeps the algorithm's.
         init_cfg: mmengine initialisation config of the wrapper.
     """
 
@@ -55,6 +59,7 @@ class AdversarialMIMWrapper(BaseModel):
                  adapter_scope: Sequence[str] = ('backbone', 'neck'),
                  loss_ratio: float = 0.5,
                  adv_ratio: float = 1.0,
+                 data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         check_ratio('loss_ratio', loss_ratio)
         check_ratio('adv_ratio', adv_ratio)
@@ -70,7 +75,14 @@ class AdversarialMIMWrapper(BaseModel):
                 f'attack must be a config dict or a callable attack, got '
                 f'{attack!r}.')
         if isinstance(algorithm, dict):
+            algorithm = dict(algorithm)
+            if data_preprocessor is not None:
+                algorithm.setdefault('data_preprocessor', data_preprocessor)
             algorithm = MODELS.build(algorithm)
+        elif data_preprocessor is not None:
+            raise ValueError(
+                'data_preprocessor is given to AdversarialMIMWrapper, but '
+                'algorithm is a built module with its own; set it there.')
         mim = build_mim_interface(algorithm)
         attack = MODELS.build(attack) if isinstance(attack, dict) else attack
 

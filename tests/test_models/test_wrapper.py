@@ -190,3 +190,24 @@ def test_bad_options_raise_at_build(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MODELS.build(dict(type='AdversarialMIMWrapper', algorithm=mae_cfg(),
                           **kwargs))
+
+
+def test_top_level_data_preprocessor_goes_to_the_algorithm():
+    """mmengine's Runner passes a config's top-level data_preprocessor."""
+    cfg = mae_cfg()
+    preprocessor = cfg.pop('data_preprocessor')
+    wrapper = MODELS.build(dict(type='AdversarialMIMWrapper', algorithm=cfg,
+                                data_preprocessor=preprocessor))
+    assert wrapper.data_preprocessor is wrapper.algorithm.data_preprocessor
+    assert_close(wrapper.data_preprocessor.std.flatten(),
+                 torch.tensor([58.395, 57.12, 57.375]))
+    # the algorithm's own preprocessor wins over the top-level one
+    wrapper = MODELS.build(dict(
+        type='AdversarialMIMWrapper', algorithm=mae_cfg(),
+        data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[0] * 3,
+                               std=[1] * 3)))
+    assert_close(wrapper.data_preprocessor.std.flatten(),
+                 torch.tensor([58.395, 57.12, 57.375]))
+    with pytest.raises(ValueError, match='data_preprocessor is given'):
+        AdversarialMIMWrapper(algorithm=MODELS.build(mae_cfg()),
+                              data_preprocessor=preprocessor)
