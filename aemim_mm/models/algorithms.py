@@ -8,7 +8,7 @@ mmpretrain's ``MAE`` and ``SimMIM``. For a new algorithm, subclass
 
     @register_mim_interface(MyMIM)
     class MyMIMInterface(MIMInterface):
-        def sample_mask(self, inputs, data_samples): ...
+        def sample_mask(self, inputs, data_samples, rng): ...
         def encode(self, inputs, mask): ...
         def reconstruction_loss(self, inputs, mask, target): ...
         def reconstruct_image(self, pred, inputs, mask): ...
@@ -21,12 +21,13 @@ from torch import nn
 
 from mmpretrain.models.selfsup import MAE, SimMIM
 from mmpretrain.structures import DataSample
+from .randomness import MASK, SampleRandomness
 
 _INTERFACES: Dict[type, Type['MIMInterface']] = {}
 
 INTERFACE_HELP = (
     'To add an algorithm, subclass aemim_mm.models.MIMInterface, implement '
-    'sample_mask(inputs, data_samples) -> per-sample mask (B, ...), '
+    'sample_mask(inputs, data_samples, rng) -> per-sample mask (B, ...), '
     'encode(inputs, mask) -> encoder tokens (B, N, C), '
     'reconstruction_loss(inputs, mask, target) -> (loss, tokens, pred) and '
     'reconstruct_image(pred, inputs, mask) -> (B, C, H, W), and register it '
@@ -71,8 +72,9 @@ class MIMInterface:
         self.algorithm = algorithm
 
     def sample_mask(self, inputs: torch.Tensor,
-                    data_samples: List[DataSample]) -> torch.Tensor:
-        """Draw (or read) one mask per sample; first dim is the batch."""
+                    data_samples: List[DataSample],
+                    rng: SampleRandomness) -> torch.Tensor:
+        """Draw (with ``rng``) or read one mask per sample (B, ...)."""
         raise NotImplementedError
 
     def encode(self, inputs: torch.Tensor,
@@ -122,10 +124,10 @@ class MAEInterface(MIMInterface):
                     + INTERFACE_HELP)
 
     def sample_mask(self, inputs: torch.Tensor,
-                    data_samples: List[DataSample]) -> torch.Tensor:
+                    data_samples: List[DataSample],
+                    rng: SampleRandomness) -> torch.Tensor:
         """Uniform noise (B, L); ascending order = kept first, as in MAE."""
-        num_patches = self.algorithm.backbone.num_patches
-        return torch.rand(inputs.shape[0], num_patches, device=inputs.device)
+        return rng.rand((self.algorithm.backbone.num_patches, ), MASK)
 
     @contextmanager
     def _fixed_mask(self, noise: torch.Tensor) -> Iterator[None]:
@@ -189,7 +191,8 @@ class SimMIMInterface(MIMInterface):
     """SimMIM: the mask comes with the data (``SimMIMMaskGenerator``)."""
 
     def sample_mask(self, inputs: torch.Tensor,
-                    data_samples: List[DataSample]) -> torch.Tensor:
+                    data_samples: List[DataSample],
+                    rng: SampleRandomness) -> torch.Tensor:
         return torch.stack([sample.mask for sample in data_samples])
 
     def encode(self, inputs: torch.Tensor,

@@ -37,9 +37,13 @@ class AttackResult:
         dist_init: The adversarial loss at the random start (a scalar, the
             mean over samples), or ``None`` when ``steps == 0`` (no forward
             was run; the caller measures it on its own adversarial pass).
+        num_fallback: Samples whose adversarial loss or gradient was not
+            finite (fp16 overflow, say); they were put back to their random
+            start and not attacked further.
     """
     x_adv: torch.Tensor
     dist_init: Optional[torch.Tensor]
+    num_fallback: int = 0
 
 
 def feature_distance(feat_adv: torch.Tensor, feat_clean: torch.Tensor,
@@ -135,9 +139,12 @@ class FeatureDistancePGD:
                 f'step_size={self.step_size}, distance={self.distance!r}, '
                 f'random_start={self.random_start})')
 
-    def __call__(self, x: torch.Tensor,
+    def __call__(self,
+                 x: torch.Tensor,
                  adv_loss: Callable[[torch.Tensor], torch.Tensor],
-                 mean: torch.Tensor, std: torch.Tensor) -> AttackResult:
+                 mean: torch.Tensor,
+                 std: torch.Tensor,
+                 noise: Optional[torch.Tensor] = None) -> AttackResult:
         """Craft adversarial examples for ``x``.
 
         Args:
@@ -147,9 +154,16 @@ class FeatureDistancePGD:
                 the sample's fixed mask (the wrapper builds it).
             mean: Per-channel mean of the normalisation, 0-255 units, (C,).
             std: Per-channel std of the normalisation, 0-255 units, (C,).
+            noise: Uniform [0, 1) draws shaped like ``x`` for the random
+                start; ``None`` draws them from torch's global generator.
 
         Returns:
-            The adversarial images and the loss at the random start.
+            The adversarial images, the loss at the random start and how
+            many samples fell back to their random start.
+
+        A sample whose loss or input gradient is not finite (fp16 overflow)
+        falls back to its random start and is not attacked further, so no
+        non-finite value reaches the adversarial example.
         """
         self.validate()
         x = x.detach()
@@ -163,19 +177,43 @@ class FeatureDistancePGD:
 
         delta = torch.zeros_like(x)
         if self.random_start and self.eps > 0:
-            delta = (torch.rand_like(x) * 2 - 1) * eps
-        delta = project(x, delta, eps, low, high)
+            if noise is None:
+                noise = torch.rand_like(x)
+            delta = (noise.to(x) * 2 - 1) * eps
+        start = delta = project(x, delta, eps, low, high)
 
         dist_init = None
+        failed = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         for t in range(self.steps):
             delta.requires_grad_(True)
             loss = adv_loss(x + delta)
-            if t == 0:
-                dist_init = loss.detach().mean()
             grad, = torch.autograd.grad(loss.sum(), delta)
+            finite = torch.isfinite(grad).flatten(1).all(1)
+            if loss.dim() == 1:
+                finite &= torch.isfinite(loss.detach())
+            if t == 0:
+                dist_init = _finite_mean(loss.detach(), finite)
+            failed |= ~finite
             delta = project(x, delta.detach() + step * grad.sign(), eps, low,
                             high)
-        return AttackResult(x_adv=(x + delta).detach(), dist_init=dist_init)
+            delta = torch.where(_per_sample(failed, x), start, delta)
+        return AttackResult(
+            x_adv=(x + delta).detach(),
+            dist_init=dist_init,
+            num_fallback=int(failed.sum()))
+
+
+def _finite_mean(loss: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
+    """Mean of the finite per-sample losses (0 if none; a scalar as is)."""
+    if loss.dim() == 0:
+        return loss.float()
+    return loss[finite].float().mean() if finite.any() else loss.new_zeros(
+        (), dtype=torch.float)
+
+
+def _per_sample(flags: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Broadcast per-sample flags (B,) to the shape of ``x``."""
+    return flags.reshape((-1, ) + (1, ) * (x.dim() - 1))
 
 
 def project(x: torch.Tensor, delta: torch.Tensor, eps: torch.Tensor,

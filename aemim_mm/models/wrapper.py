@@ -10,7 +10,6 @@ Config::
 
 :meth:`AdversarialMIMWrapper.loss` is Algorithm 1 of the paper, line by line.
 """
-import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -20,9 +19,10 @@ from torch import nn
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from .adapters import (ADAPTERS, ADV_PREFIX, adapter_route, convert_adapters,
-                       reset_adversarial_adapters)
+                       is_adversarial_key, reset_adversarial_adapters)
 from .algorithms import build_mim_interface
 from .attack import feature_distance
+from .randomness import START, SampleRandomness
 
 _ALGO = 'algorithm.'
 
@@ -94,6 +94,10 @@ class AdversarialMIMWrapper(BaseModel):
         self.adapter = adapter
         self.loss_ratio = loss_ratio
         self.adv_ratio = adv_ratio
+        #: ``None``: draws from torch's global generator. An int (set each
+        #: iteration by ``ReproducibleRandomnessHook``): draws keyed by
+        #: sample, the same for any split of the batch over processes.
+        self.sample_seed: Optional[int] = None
         convert_adapters(algorithm, adapter, tuple(adapter_scope))
         # Keys as in the plain algorithm: `backbone.…`, not `algorithm.backbone.…`.
         self.register_state_dict_post_hook(_strip_algorithm_prefix)
@@ -113,29 +117,28 @@ class AdversarialMIMWrapper(BaseModel):
             logged statistics of :meth:`_statistics`.
         """
         x = inputs
-        mask = self.mim.sample_mask(x, data_samples)  # one mask, every pass
+        rng = SampleRandomness(x.shape[0], x.device, self.sample_seed)
+        mask = self.mim.sample_mask(x, data_samples, rng)  # one per sample
         # 11: L_c = L_mim(F(x^m; psi + phi_c), x)
         with adapter_route(self, 'clean'):
             rec_clean, feat_clean, _ = self.mim.reconstruction_loss(
                 x, mask, target=x)
         # 4: randomly select alpha % of the data: x'
-        idx = self.select_adversarial(x.shape[0], x.device)
+        idx = rng.select(self.adv_ratio)
         if idx.numel() == 0:    # alpha * B rounds to 0: clean loss only
-            zero = rec_clean.new_zeros(())
-            return dict(loss_clean=self.loss_ratio * rec_clean,
-                        loss_adv=zero, rec_clean=rec_clean.detach(),
-                        rec_adv=zero, adv_dist_init=zero, adv_dist=zero,
-                        adv_linf=zero)
+            return self._clean_only(rec_clean, num_nonfinite=0)
         x_sel, mask_sel = x[idx], mask[idx]
         target_feat = feat_clean[idx].detach()              # sg(E(x^m))
         with adapter_route(self, 'adv'):
             # 5-10: x_a = PGD-T on L_adv, random start, parameters fixed
             attack = self.attack(
                 x_sel, self._adv_loss(mask_sel, target_feat, x_sel),
-                *self.pixel_stats(x))
+                *self.pixel_stats(x), noise=rng.rand(x.shape[1:], START, idx))
             # 12: L_a = L_mim(F(x_a^m; psi + phi_a), x)   (target: CLEAN x)
             rec_adv, feat_adv, _ = self.mim.reconstruction_loss(
                 attack.x_adv, mask_sel, target=x_sel)
+        if not torch.isfinite(rec_adv):     # fp16 overflow: keep it away
+            return self._clean_only(rec_clean, num_nonfinite=idx.numel())
         # 13: minimise lambda * L_c + (1 - lambda) * L_a
         return dict(
             loss_clean=self.loss_ratio * rec_clean,
@@ -147,10 +150,27 @@ class AdversarialMIMWrapper(BaseModel):
     def select_adversarial(self, batch_size: int,
                            device: torch.device) -> torch.Tensor:
         """Indices of ``round(adv_ratio * batch_size)`` random samples."""
-        num = int(math.floor(self.adv_ratio * batch_size + 0.5))
-        if num >= batch_size:
-            return torch.arange(batch_size, device=device)
-        return torch.randperm(batch_size, device=device)[:num]
+        return SampleRandomness(batch_size, device,
+                                self.sample_seed).select(self.adv_ratio)
+
+    def _clean_only(self, rec_clean: torch.Tensor,
+                    num_nonfinite: int) -> Dict[str, torch.Tensor]:
+        """Losses of an iteration without a usable adversarial term.
+
+        The adversarial adapters still get a (zero) gradient, so that DDP
+        sees every parameter used on every process.
+        """
+        zero = rec_clean.detach().new_zeros(())
+        adv_params = [
+            p for n, p in self.named_parameters()
+            if is_adversarial_key(n) and p.requires_grad
+        ]
+        loss_adv = sum((p.sum() * 0 for p in adv_params), zero)
+        return dict(
+            loss_clean=self.loss_ratio * rec_clean, loss_adv=loss_adv,
+            rec_clean=rec_clean.detach(), rec_adv=zero, adv_dist_init=zero,
+            adv_dist=zero, adv_linf=zero,
+            adv_nonfinite=zero + num_nonfinite)
 
     def _adv_loss(self, mask: torch.Tensor, target_feat: torch.Tensor,
                   target: torch.Tensor):
@@ -187,7 +207,8 @@ class AdversarialMIMWrapper(BaseModel):
                 adv_dist_init=(dist if attack.dist_init is None else
                                attack.dist_init),
                 adv_dist=dist,
-                adv_linf=linf.flatten(1).amax(1).mean())
+                adv_linf=linf.flatten(1).amax(1).mean(),
+                adv_nonfinite=dist.new_tensor(float(attack.num_fallback)))
 
     # ------------------------------------------------------------------ #
     def visualize(self, inputs: torch.Tensor,
@@ -201,7 +222,8 @@ class AdversarialMIMWrapper(BaseModel):
         """
         x = inputs
         mean, std = self.pixel_stats(x)
-        mask = self.mim.sample_mask(x, data_samples)
+        mask = self.mim.sample_mask(
+            x, data_samples, SampleRandomness(x.shape[0], x.device))
         with torch.no_grad(), adapter_route(self, 'clean'):
             _, feat_clean, pred = self.mim.reconstruction_loss(x, mask, x)
             recon = self.mim.reconstruct_image(pred, x, mask)

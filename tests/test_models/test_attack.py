@@ -6,6 +6,7 @@ from torch.testing import assert_close
 from aemim_mm.models.adapters import adapter_route
 from aemim_mm.models.attack import (DISTANCES, FeatureDistancePGD,
                                     feature_distance)
+from aemim_mm.models.randomness import SampleRandomness
 from mmpretrain.registry import MODELS
 from tiny_models import MEAN, STD, build_wrapper, valid_images
 
@@ -78,7 +79,7 @@ def test_attack_leaves_parameter_grads_untouched():
         p.grad = torch.randn_like(p)
     before = {n: p.grad.clone() for n, p in wrapper.named_parameters()}
     x = valid_images(4)
-    mask = wrapper.mim.sample_mask(x, None)
+    mask = wrapper.mim.sample_mask(x, None, SampleRandomness(4, x.device))
     with torch.no_grad(), adapter_route(wrapper, 'clean'):
         feat = wrapper.mim.encode(x, mask)
     with adapter_route(wrapper, 'adv'):

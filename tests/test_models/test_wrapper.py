@@ -211,3 +211,61 @@ def test_top_level_data_preprocessor_goes_to_the_algorithm():
     with pytest.raises(ValueError, match='data_preprocessor is given'):
         AdversarialMIMWrapper(algorithm=MODELS.build(mae_cfg()),
                               data_preprocessor=preprocessor)
+
+
+def test_nonfinite_attack_gradient_falls_back_to_random_start(monkeypatch):
+    """An inf in the attack (fp16 overflow, say) never reaches the weights."""
+    wrapper = build_wrapper(attack=dict(type='FeatureDistancePGD', eps=2,
+                                        steps=2))
+    wrapper.sample_seed = 0
+    original = wrapper.mim.encode
+
+    def poisoned(inputs, mask):
+        feat = original(inputs, mask)
+        return torch.cat([feat[:1] * float('inf'), feat[1:]])
+
+    monkeypatch.setattr(wrapper.mim, 'encode', poisoned)
+    x = valid_images(3)
+    out = wrapper.loss(x, None)
+    assert out['adv_nonfinite'].item() == 1
+    total, _ = wrapper.parse_losses(out)
+    total.backward()
+    for name, p in wrapper.named_parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all(), name
+    assert torch.isfinite(out['adv_dist_init'])
+
+
+def test_nonfinite_adversarial_loss_is_dropped_and_counted(monkeypatch):
+    wrapper = build_wrapper()
+    original = wrapper.mim.reconstruction_loss
+    calls = []
+
+    def second_call_nan(inputs, mask, target):
+        loss, feat, pred = original(inputs, mask, target)
+        calls.append(1)
+        return (loss * float('nan') if len(calls) == 2 else loss), feat, pred
+
+    monkeypatch.setattr(wrapper.mim, 'reconstruction_loss', second_call_nan)
+    out = wrapper.loss(valid_images(4), None)
+    assert out['adv_nonfinite'].item() == 4
+    total, _ = wrapper.parse_losses(out)
+    assert_close(total, out['loss_clean'])
+    total.backward()
+    for name, p in wrapper.named_parameters():
+        if not p.requires_grad:                   # the fixed pos_embed
+            continue
+        assert p.grad is not None, name           # DDP: every param used
+        assert torch.isfinite(p.grad).all(), name
+        if name.rsplit('.', 1)[-1].startswith('adv_'):
+            assert not p.grad.any(), name
+
+
+def test_every_parameter_gets_a_grad_without_adversarial_samples():
+    """A process whose share of the adversarial subset is empty (DDP)."""
+    wrapper = build_wrapper(adv_ratio=0.25)
+    out = wrapper.loss(valid_images(1), None)
+    total, _ = wrapper.parse_losses(out)
+    total.backward()
+    missing = [n for n, p in wrapper.named_parameters()
+               if p.requires_grad and p.grad is None and 'pos_embed' not in n]
+    assert not missing
