@@ -1,0 +1,70 @@
+"""Export the clean encoder of an AEMIM / MAE / SimMIM pre-training checkpoint.
+
+Usage::
+
+    python tools/export_encoder.py SRC --out-dir DIR
+        [--formats {mmpretrain,det,timm} ...]
+
+Writes ``DIR/<SRC stem>_<format>.pth`` for each format (default: all three):
+
+* ``mmpretrain``: ``{'state_dict': {'backbone.*': ...}, 'meta': ...}`` for a
+  fine-tuning config's ``model.backbone.init_cfg.checkpoint``;
+* ``det``: the same content, for the detection configs (ViT only);
+* ``timm``: a flat timm ``VisionTransformer`` state dict (ViT only).
+
+The decoder, the adversarial adapters (``adv_*``) and the optimiser / message
+hub state are dropped; the tool prints what it kept and dropped. Every output
+holds tensors only and loads with ``torch.load(weights_only=True)``.
+See ``docs/downstream.md``.
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import List, Optional
+
+# ``python tools/export_encoder.py`` puts tools/ (not the repository root) on
+# sys.path; add the root so that ``aemim_mm`` imports without installation.
+_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+from aemim_mm.apis.export import FORMATS, export_encoder  # noqa: E402
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Args:
+        argv: Arguments (without the program name). Defaults to ``sys.argv``.
+
+    Returns:
+        The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(
+        description='Export the clean encoder of a MIM pre-training '
+        'checkpoint (AEMIM, MAE or SimMIM) for fine-tuning, detection or '
+        'timm.')
+    parser.add_argument('src', help='pre-training checkpoint (Runner format)')
+    parser.add_argument(
+        '--out-dir', required=True,
+        help='output directory; files are named <src stem>_<format>.pth')
+    parser.add_argument(
+        '--formats', nargs='+', choices=FORMATS, default=list(FORMATS),
+        help='formats to write (default: all)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Export and print the report.
+
+    Args:
+        argv: Arguments (without the program name). Defaults to ``sys.argv``.
+    """
+    args = parse_args(argv)
+    result = export_encoder(args.src, out_dir=args.out_dir,
+                            formats=args.formats)
+    print(result.summary())
+
+
+if __name__ == '__main__':
+    main()
