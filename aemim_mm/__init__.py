@@ -9,6 +9,7 @@ Detection components live in :mod:`aemim_mm.det`, imported by detection configs
 only, so that importing :mod:`aemim_mm` never requires mmdet.
 """
 from .version import __version__
-from . import datasets, engine, models, utils, visualization  # noqa: F401
+from . import (apis, datasets, engine, evaluation, models,  # noqa: F401
+               utils, visualization)
 
 __all__ = ['__version__']

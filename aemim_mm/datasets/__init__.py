@@ -2,3 +2,7 @@
 from .skimage_photos import SkimagePhotos
 
 __all__ = ['SkimagePhotos']
+from .transforms import (LoadImageFromFileOrSkip,  # noqa: E402
+                         UnreadableImageError)
+
+__all__ += ['LoadImageFromFileOrSkip', 'UnreadableImageError']

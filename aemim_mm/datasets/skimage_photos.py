@@ -172,6 +172,11 @@ class SkimagePhotos(BaseDataset):
                  test_mode: bool = False,
                  lazy_init: bool = False,
                  **kwargs) -> None:
+        if not (names is None or isinstance(names, str) or
+                (isinstance(names, (list, tuple))
+                 and all(isinstance(n, str) for n in names))):
+            raise ValueError('SkimagePhotos: names must be None, a str or a '
+                             f'list of str, got {names!r}.')
         names = tuple(DEFAULT_PHOTOS if names is None else
                       ([names] if isinstance(names, str) else names))
         if not names:

@@ -74,6 +74,10 @@ class AdversarialMIMWrapper(BaseModel):
             raise ValueError(
                 f'attack must be a config dict or a callable attack, got '
                 f'{attack!r}.')
+        if data_preprocessor is not None and not isinstance(
+                data_preprocessor, dict):
+            raise ValueError('data_preprocessor must be None or a config '
+                             f'dict, got {data_preprocessor!r}.')
         if isinstance(algorithm, dict):
             algorithm = dict(algorithm)
             if data_preprocessor is not None:
@@ -254,9 +258,17 @@ class AdversarialMIMWrapper(BaseModel):
         return self.algorithm(inputs, data_samples, mode=mode)
 
     def init_weights(self) -> None:
-        """Initialise the algorithm, then copy clean adapters to adversarial."""
+        """Initialise the algorithm; start the adversarial adapters as copies
+        of the clean ones, unless a ``Pretrained`` ``init_cfg`` of the
+        wrapper loaded them (a plain MAE checkpoint has none: the load hook
+        then copies the clean ones)."""
         super().init_weights()
-        reset_adversarial_adapters(self)
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [
+            self.init_cfg]
+        if not any(
+                isinstance(c, dict) and c.get('type') == 'Pretrained'
+                for c in cfgs):
+            reset_adversarial_adapters(self)
 
 
 def check_ratio(name: str, value: float) -> None:

@@ -32,7 +32,8 @@ import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 
 __all__ = [
-    'register_checkpoint_safe_globals', 'safe_load', 'UnsafeCheckpointError'
+    'register_checkpoint_safe_globals', 'register_safe_local_loader',
+    'safe_load', 'UnsafeCheckpointError'
 ]
 
 SafeGlobal = Union[Callable, Tuple[Callable, str]]
@@ -171,3 +172,24 @@ def safe_load(path: Union[str, os.PathLike],
             f'Refused to load checkpoint {path!r}: it holds {what}. Only load '
             'it with weights_only=False if you trust its source. Reason: '
             f'{_reason(str(e))}') from None
+
+
+def _load_local_checkpoint(filename: str, map_location: Any) -> Any:
+    """mmengine's loader for local paths, through :func:`safe_load`.
+
+    Same behaviour as mmengine's ``load_from_local`` (``weights_only`` stays
+    on), but a refused checkpoint raises :class:`UnsafeCheckpointError`
+    naming the file and the disallowed globals.
+    """
+    filename = os.path.expanduser(filename)
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return safe_load(filename, map_location=map_location)
+
+
+def register_safe_local_loader() -> None:
+    """Route mmengine's local checkpoint loads (``load_from``, ``resume``,
+    ``init_cfg=dict(type='Pretrained')``) through :func:`safe_load`."""
+    from mmengine.runner import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=_load_local_checkpoint, force=True)

@@ -267,12 +267,17 @@ class FeatureDistancePGDHook(Hook):
         if not isinstance(grid_name, str) or not grid_name:
             raise ValueError('FeatureDistancePGDHook: grid_name must be a '
                              f'non-empty str, got {grid_name!r}.')
+        for name, flag in (('vis_at_end', vis_at_end),
+                           ('log_values', log_values)):
+            if not isinstance(flag, bool):
+                raise ValueError(f'FeatureDistancePGDHook: {name} must be a '
+                                 f'bool, got {flag!r}.')
         self.vis_interval = vis_interval
-        self.vis_at_end = bool(vis_at_end)
+        self.vis_at_end = vis_at_end
         self.vis_num_samples = vis_num_samples
         self.grid_name = grid_name
         self.min_cell_size = min_cell_size
-        self.log_values = bool(log_values)
+        self.log_values = log_values
 
     # ------------------------------------------------------------------ model
     @staticmethod

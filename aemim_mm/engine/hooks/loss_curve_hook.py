@@ -73,6 +73,10 @@ class LossCurveHook(Hook):
                  interval: int = 50,
                  smooth: int = 10,
                  out_prefix: str = 'loss_curves') -> None:
+        for name, value in (('keys', keys), ('plot_keys', plot_keys)):
+            if isinstance(value, str) or not isinstance(value, (list, tuple)):
+                raise ValueError(f'LossCurveHook: {name} must be a non-empty '
+                                 f'list of str, got {value!r}.')
         keys, plot_keys = tuple(keys), tuple(plot_keys)
         if not keys or not all(isinstance(k, str) for k in keys):
             raise ValueError('LossCurveHook: keys must be a non-empty list of '

@@ -145,6 +145,44 @@ def _mae_init_module(module: nn.Module, name: str = '') -> None:
             nn.init.zeros_(module.bias)
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_options(img_size, patch_size, in_channels, mask_ratio,
+                   drop_path_rate, qkv_bias, norm_eps) -> None:
+    """Raise a ValueError naming the first bad option of TimmMAEViT."""
+    if not _is_int(patch_size) or patch_size < 1:
+        raise ValueError(f'patch_size must be an int >= 1, got {patch_size!r}.')
+    sizes = (img_size, img_size) if _is_int(img_size) else img_size
+    if not (isinstance(sizes, (list, tuple)) and len(sizes) == 2
+            and all(_is_int(s) for s in sizes)):
+        raise ValueError('img_size must be an int or a pair of ints, got '
+                         f'{img_size!r}.')
+    if min(sizes) <= 0:
+        raise ValueError(f'img_size must be > 0, got {img_size!r}.')
+    if any(s % patch_size for s in sizes):
+        raise ValueError(f'img_size {img_size!r} must be divisible by '
+                         f'patch_size {patch_size}.')
+    if not _is_int(in_channels) or in_channels < 1:
+        raise ValueError(
+            f'in_channels must be an int >= 1, got {in_channels!r}.')
+    if not _is_number(mask_ratio) or not 0. <= mask_ratio < 1.:
+        raise ValueError(
+            f'mask_ratio must be a number in [0, 1), got {mask_ratio!r}.')
+    if not _is_number(drop_path_rate) or not 0. <= drop_path_rate < 1.:
+        raise ValueError(
+            f'drop_path_rate must be in [0, 1), got {drop_path_rate!r}.')
+    if not isinstance(qkv_bias, bool):
+        raise ValueError(f'qkv_bias must be a bool, got {qkv_bias!r}.')
+    if not _is_number(norm_eps) or not norm_eps > 0:
+        raise ValueError(f'norm_eps must be a number > 0, got {norm_eps!r}.')
+
+
 @MODELS.register_module()
 class TimmMAEViT(BaseModule):
     """MAE encoder made of timm layers, interchangeable with ``MAEViT``.
@@ -184,9 +222,8 @@ class TimmMAEViT(BaseModule):
                  norm_eps: float = 1e-6,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if not 0. <= mask_ratio < 1.:
-            raise ValueError(
-                f'mask_ratio must be in [0, 1), got {mask_ratio}.')
+        _check_options(img_size, patch_size, in_channels, mask_ratio,
+                       drop_path_rate, qkv_bias, norm_eps)
         embed_dims, depth, num_heads, mlp_ratio = _resolve_arch(arch)
         self.embed_dims = embed_dims
         self.num_layers = depth

@@ -1,0 +1,347 @@
+"""Reproducible randomness: exact resume and rank-layout-invariant draws.
+
+mmengine 0.10 checkpoints hold the model, the optimiser, the schedulers and
+the message hub, but not the states of the random number generators (Python's
+``random``, numpy's global ``RandomState``, torch's CPU and CUDA generators).
+A resumed run therefore draws different masks, attack random starts,
+adversarial samples and data augmentations than the run it continues.
+Worse, on resume :class:`~mmengine.runner.IterBasedTrainLoop` re-runs the data
+pipeline for every finished iteration (to skip the data already trained on),
+which consumes random numbers before the first new batch is drawn.
+
+:class:`ReproducibleRandomnessHook` fixes both:
+
+* ``rng_state=True``: every checkpoint gets the generator states of every rank
+  under ``checkpoint['meta']['rng_state']`` (tensors, ints, floats, strings
+  and ``None`` only, so the checkpoint loads with ``torch.load(...,
+  weights_only=True)``). The states are put back right before the data of the
+  next iteration is drawn: after mmengine's data skip on resume, and, in a run
+  that is not interrupted, after whatever ran between the checkpoint and the
+  next iteration (validation, visualisation). So the iteration after a
+  checkpoint starts from the same generator states in the uninterrupted and in
+  the resumed run.
+* ``sample_seed=True``: before every training iteration the unwrapped model's
+  ``sample_seed`` attribute is set to :func:`derive_sample_seed` ``(seed,
+  iteration)``, the same on every rank. :class:`~aemim_mm.models.
+  AdversarialMIMWrapper` then derives every random draw of a sample (MAE
+  mask noise, attack random start, adversarial selection) from this seed and
+  the sample's index in the global batch, so 1 process with batch ``2B`` and
+  2 processes with batch ``B`` draw the same randomness per sample.
+
+Config::
+
+    custom_hooks = [dict(type='ReproducibleRandomnessHook', sample_seed=True)]
+"""
+import logging
+import random
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+import torch
+from mmengine.dist import (all_gather_object, broadcast_object_list,
+                           get_rank, get_world_size)
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+
+from mmpretrain.registry import HOOKS
+
+__all__ = [
+    'ReproducibleRandomnessHook', 'get_rng_state', 'set_rng_state',
+    'derive_sample_seed', 'RNG_STATE_KEY'
+]
+
+DATA_BATCH = Optional[Union[dict, tuple, list]]
+
+#: Where the states go: ``checkpoint['meta'][RNG_STATE_KEY]``.
+RNG_STATE_KEY = 'rng_state'
+
+# Version of the stored layout, so that a later layout can be told apart.
+_FORMAT = 1
+
+
+# ---------------------------------------------------------------- RNG state
+def get_rng_state() -> Dict[str, Any]:
+    """The states of this process's global random number generators.
+
+    Returns:
+        ``dict(python=..., numpy=..., torch=..., cuda=...)`` made of torch
+        tensors, ints, floats, strings, lists, dicts and ``None`` only (what
+        ``torch.load(weights_only=True)`` accepts without an allow-list).
+        ``cuda`` is ``None`` without CUDA.
+    """
+    version, internal, gauss_next = random.getstate()
+    name, key, pos, has_gauss, cached_gaussian = np.random.get_state(
+        legacy=True)
+    cuda = None
+    if torch.cuda.is_available():
+        cuda = [s.clone() for s in torch.cuda.get_rng_state_all()]
+    return dict(
+        python=dict(
+            version=int(version),
+            internal=torch.tensor(internal, dtype=torch.int64),
+            gauss_next=None if gauss_next is None else float(gauss_next)),
+        numpy=dict(
+            name=str(name),
+            key=torch.from_numpy(np.asarray(key, dtype=np.int64).copy()),
+            pos=int(pos),
+            has_gauss=int(has_gauss),
+            cached_gaussian=float(cached_gaussian)),
+        torch=torch.get_rng_state().clone(),
+        cuda=cuda)
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    """Set the global random number generators from :func:`get_rng_state`.
+
+    Args:
+        state: A dict returned by :func:`get_rng_state` (possibly loaded from
+            a checkpoint).
+
+    Raises:
+        ValueError: If ``state`` lacks one of the generators.
+    """
+    missing = [k for k in ('python', 'numpy', 'torch') if k not in state]
+    if missing:
+        raise ValueError(f'RNG state: missing entries {missing}; expected the '
+                         'dict of aemim_mm get_rng_state().')
+    py = state['python']
+    random.setstate((int(py['version']),
+                     tuple(int(v) for v in py['internal'].tolist()),
+                     py['gauss_next']))
+    npy = state['numpy']
+    np.random.set_state(
+        (npy['name'], npy['key'].numpy().astype(np.uint32), int(npy['pos']),
+         int(npy['has_gauss']), float(npy['cached_gaussian'])))
+    torch.set_rng_state(state['torch'].cpu())
+    cuda = state.get('cuda')
+    if cuda is not None and torch.cuda.is_available():
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+        else:
+            print_log(
+                f'RNG state: the checkpoint has {len(cuda)} CUDA generator '
+                f'states, this process sees {torch.cuda.device_count()} '
+                'devices; the CUDA generators are not restored.',
+                logger='current',
+                level=logging.WARNING)
+
+
+def derive_sample_seed(base_seed: int, iteration: int) -> int:
+    """The seed of one training iteration, the same on every rank.
+
+    Args:
+        base_seed: The run's seed (``runner.seed``).
+        iteration: The 0-based training iteration.
+
+    Returns:
+        An int in ``[0, 2**63)``, a hash of ``(base_seed, iteration)``.
+    """
+    words = np.random.SeedSequence(
+        [int(base_seed) & 0xFFFFFFFFFFFFFFFF,
+         int(iteration)]).generate_state(2, np.uint32)
+    return (int(words[0]) << 31) ^ int(words[1])
+
+
+# ---------------------------------------------------------------- the hook
+class _RestoringIterator:
+    """Wraps the train loop's data iterator; restores RNG before a fetch.
+
+    ``IterBasedTrainLoop`` draws the next batch before ``before_train_iter``,
+    and on resume re-draws the finished iterations' batches first. This proxy
+    counts the batches drawn in this process and lets the hook set the
+    generators right before the batch whose index it is waiting for.
+    """
+
+    def __init__(self, iterator, hook: 'ReproducibleRandomnessHook') -> None:
+        self._iterator = iterator
+        self._hook = hook
+        self.fetched = 0
+
+    def __iter__(self) -> '_RestoringIterator':
+        return self
+
+    def __next__(self):
+        self._hook._before_fetch(self.fetched)
+        self.fetched += 1
+        return next(self._iterator)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._iterator, name)
+
+
+@HOOKS.register_module()
+class ReproducibleRandomnessHook(Hook):
+    """Save / restore RNG states in checkpoints; per-iteration sample seeds.
+
+    See the module docstring. With mmengine's ``IterBasedTrainLoop`` the state
+    is put back right before the batch of the iteration after the checkpoint
+    is drawn. With ``EpochBasedTrainLoop`` it is put back in
+    ``before_train_epoch`` (before the epoch's data iterator is created) when
+    the checkpoint was saved at the end of the previous epoch; a checkpoint
+    from the middle of an epoch restores nothing (mmengine restarts the epoch
+    on resume), with a warning.
+
+    Exactness also needs what this hook cannot provide: the same number of
+    processes as the checkpointed run, ``num_workers=0`` in the train
+    dataloader (worker processes have their own generators), and
+    deterministic kernels (``randomness=dict(seed=..., deterministic=True)``).
+
+    Args:
+        rng_state: Save the generator states of every rank into each
+            checkpoint and restore them on resume.
+        sample_seed: Set ``model.sample_seed`` (the unwrapped model's) to
+            :func:`derive_sample_seed` ``(seed, runner.iter)`` before every
+            training iteration, where ``seed`` is rank 0's ``runner.seed``
+            (the same on every rank, also with
+            ``randomness.diff_rank_seed=True``). The model must have a ``sample_seed``
+            attribute (:class:`~aemim_mm.models.AdversarialMIMWrapper` has).
+
+    Raises:
+        ValueError: On a non-bool argument, or (in ``before_train``) if
+            ``sample_seed`` is on and the model has no ``sample_seed``.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, rng_state: bool = True,
+                 sample_seed: bool = False) -> None:
+        for name, value in (('rng_state', rng_state), ('sample_seed',
+                                                       sample_seed)):
+            if not isinstance(value, bool):
+                raise ValueError(f'ReproducibleRandomnessHook: {name} must be '
+                                 f'True or False, got {value!r}.')
+        self.rng_state = rng_state
+        self.sample_seed = sample_seed
+        # (meta iter the state belongs to, this rank's state, from a resume?)
+        self._pending: Optional[tuple] = None
+        # rank 0's ``runner.seed`` (set in ``before_train``)
+        self.base_seed: Optional[int] = None
+
+    # ---------------------------------------------------------------- save
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Put every rank's generator states into ``checkpoint['meta']``.
+
+        Called on every rank by mmengine's ``CheckpointHook`` (a collective
+        when distributed).
+        """
+        if not self.rng_state:
+            return
+        state = get_rng_state()
+        world_size = get_world_size()
+        states: List[Dict[str, Any]] = (
+            all_gather_object(state) if world_size > 1 else [state])
+        meta = checkpoint.setdefault('meta', {})
+        meta[RNG_STATE_KEY] = dict(
+            format=_FORMAT, world_size=world_size, ranks=states)
+        # In this run, the iteration after the checkpoint also starts from
+        # this state: anything drawn in between (validation, visualisation)
+        # is drawn again, as it would be after a resume.
+        self._pending = (int(meta.get('iter', runner.iter)), state, False)
+
+    # ---------------------------------------------------------------- load
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Keep this rank's saved state; it is applied when training starts.
+
+        ``load_from`` without ``resume`` also loads a checkpoint: the state is
+        then dropped in ``before_train`` (the run starts at iteration 0).
+        """
+        if not self.rng_state:
+            return
+        meta = checkpoint.get('meta') or {}
+        saved = meta.get(RNG_STATE_KEY)
+        if saved is None:
+            self._pending = None
+            return
+        world_size, rank = get_world_size(), get_rank()
+        if saved.get('world_size') != world_size:
+            print_log(
+                f'ReproducibleRandomnessHook: the checkpoint was written by '
+                f'{saved.get("world_size")} processes, this run has '
+                f'{world_size}; the random generators are not restored (the '
+                'resumed run is not an exact continuation).',
+                logger='current',
+                level=logging.WARNING)
+            self._pending = None
+            return
+        self._pending = (int(meta.get('iter', 0)), saved['ranks'][rank], True)
+
+    # ---------------------------------------------------------------- train
+    def before_train(self, runner) -> None:
+        """Check the model; hook the data iterator of an iteration loop."""
+        if self.sample_seed:
+            model = self._model(runner)
+            if not hasattr(model, 'sample_seed'):
+                raise ValueError(
+                    'ReproducibleRandomnessHook: sample_seed=True needs a '
+                    'model with a `sample_seed` attribute (e.g. '
+                    f'AdversarialMIMWrapper); {type(model).__name__} has '
+                    'none. Set sample_seed=False.')
+            # ``randomness.diff_rank_seed`` makes ``runner.seed`` seed + rank:
+            # take rank 0's, the seed a single process would have.
+            seed = [int(runner.seed)]
+            if get_world_size() > 1:
+                broadcast_object_list(seed, src=0)
+            self.base_seed = seed[0]
+        if not self.rng_state:
+            return
+        resumed = runner.iter > 0 or runner.epoch > 0
+        if not resumed:
+            self._pending = None     # load_from, not resume
+        elif self._pending is None:
+            print_log(
+                'ReproducibleRandomnessHook: the resumed checkpoint has no '
+                'RNG state (written without this hook?); the random '
+                'generators are not restored.',
+                logger='current',
+                level=logging.WARNING)
+        loop = runner.train_loop
+        if hasattr(loop, 'dataloader_iterator') and not isinstance(
+                loop.dataloader_iterator, _RestoringIterator):
+            loop.dataloader_iterator = _RestoringIterator(
+                loop.dataloader_iterator, self)
+
+    def _before_fetch(self, fetched: int) -> None:
+        """Called by the iterator proxy before batch number ``fetched``."""
+        if self._pending is not None and self._pending[0] == fetched:
+            self._restore(fetched)
+
+    def before_train_epoch(self, runner) -> None:
+        """Epoch loops: restore a state saved at the end of the last epoch."""
+        if self._pending is None or isinstance(
+                getattr(runner.train_loop, 'dataloader_iterator', None),
+                _RestoringIterator):
+            return
+        if self._pending[0] == runner.iter:
+            self._restore(runner.iter)
+        elif self._pending[2]:
+            print_log(
+                'ReproducibleRandomnessHook: resumed from the middle of an '
+                'epoch; the random generators are not restored.',
+                logger='current',
+                level=logging.WARNING)
+            self._pending = None
+
+    def _restore(self, iteration: int) -> None:
+        _, state, resumed = self._pending
+        self._pending = None
+        set_rng_state(state)
+        if resumed:
+            print_log(
+                'ReproducibleRandomnessHook: restored the random generators '
+                f'of the checkpoint at iteration {iteration}.',
+                logger='current')
+
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
+                          data_batch: DATA_BATCH = None) -> None:
+        """Set the model's ``sample_seed`` for this iteration."""
+        if self.sample_seed:
+            self._model(runner).sample_seed = derive_sample_seed(
+                self.base_seed, runner.iter)
+
+    @staticmethod
+    def _model(runner) -> torch.nn.Module:
+        model = runner.model
+        return model.module if is_model_wrapper(model) else model
