@@ -164,9 +164,8 @@ def use_cpu_distributed(cfg: Config) -> None:
             type='MMDistributedDataParallel',
             broadcast_buffers=False,
             find_unused_parameters=cfg.get('find_unused_parameters', False))
-        if wrapper.get('type',
-                       'MMDistributedDataParallel') == \
-                'MMDistributedDataParallel':
+        if wrapper.get('type', 'MMDistributedDataParallel') in (
+                'MMDistributedDataParallel', 'AEMIMDistributedDataParallel'):
             wrapper.setdefault('device_ids', None)
         cfg.model_wrapper_cfg = wrapper
 
@@ -256,11 +255,33 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                 'base_batch_size=...)` in the config, which has none')
         scale_cfg.enable = True
 
+    use_aemim_ddp(cfg)
     if not torch.cuda.is_available():
         use_cpu_distributed(cfg)
 
     strip_collate_scope(cfg)
     return cfg
+
+
+def use_aemim_ddp(cfg: Config) -> None:
+    """Pick ``AEMIMDistributedDataParallel`` for an AEMIM model under DDP.
+
+    It backpropagates the clean loss before building the adversarial graph
+    (same gradients, lower peak memory). A config's own
+    ``model_wrapper_cfg`` is kept.
+
+    Args:
+        cfg: The config, changed in place.
+    """
+    model = cfg.get('model') or {}
+    if (cfg.get('launcher', 'none') == 'none'
+            or cfg.get('model_wrapper_cfg') is not None
+            or model.get('type') != 'AdversarialMIMWrapper'):
+        return
+    cfg.model_wrapper_cfg = ConfigDict(
+        type='AEMIMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
 
 
 def main(argv: Optional[List[str]] = None) -> None:

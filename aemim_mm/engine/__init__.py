@@ -1,14 +1,11 @@
-"""Engine: mmengine hooks for the attack schedule and the visual outputs."""
-from .hooks import FeatureDistancePGDHook, LossCurveHook
+"""Engine: mmengine hooks and the AEMIM model wrapper for DDP."""
+from .hooks import (FeatureDistancePGDHook, LossCurveHook,
+                    ReproducibleRandomnessHook, SkipCounterHook,
+                    derive_sample_seed, get_rng_state, set_rng_state)
+from .model_wrappers import AEMIMDistributedDataParallel
 
-__all__ = ['FeatureDistancePGDHook', 'LossCurveHook']
-from .hooks import SkipCounterHook  # noqa: E402
-
-__all__ += ['SkipCounterHook']
-from .hooks import (ReproducibleRandomnessHook, derive_sample_seed,  # noqa
-                    get_rng_state, set_rng_state)
-
-__all__ += [
-    'ReproducibleRandomnessHook', 'derive_sample_seed', 'get_rng_state',
-    'set_rng_state'
+__all__ = [
+    'FeatureDistancePGDHook', 'LossCurveHook', 'ReproducibleRandomnessHook',
+    'SkipCounterHook', 'derive_sample_seed', 'get_rng_state',
+    'set_rng_state', 'AEMIMDistributedDataParallel'
 ]

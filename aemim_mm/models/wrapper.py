@@ -10,10 +10,13 @@ Config::
 
 :meth:`AdversarialMIMWrapper.loss` is Algorithm 1 of the paper, line by line.
 """
+from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper
 from torch import nn
 
 from mmpretrain.registry import MODELS
@@ -112,6 +115,9 @@ class AdversarialMIMWrapper(BaseModel):
              data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
         """One iteration of Algorithm 1 (AEMIM in pre-training).
 
+        Line 11 is :meth:`clean_step`; lines 4-10 and 12 are
+        :meth:`adversarial_step`; line 13 adds their weighted losses.
+
         Args:
             inputs: Normalised images (B, C, H, W) from the data preprocessor.
             data_samples: The batch's data samples (SimMIM reads its mask).
@@ -120,60 +126,77 @@ class AdversarialMIMWrapper(BaseModel):
             ``loss_clean`` and ``loss_adv`` (their sum is optimised) and the
             logged statistics of :meth:`_statistics`.
         """
-        x = inputs
-        rng = SampleRandomness(x.shape[0], x.device, self.sample_seed)
-        mask = self.mim.sample_mask(x, data_samples, rng)  # one per sample
-        # 11: L_c = L_mim(F(x^m; psi + phi_c), x)
+        clean = self.clean_step(inputs, data_samples)
+        # 13: minimise lambda * L_c + (1 - lambda) * L_a
+        return dict(loss_clean=self.loss_ratio * clean.rec_clean,
+                    **self.adversarial_step(clean))
+
+    def clean_step(self, inputs: torch.Tensor,
+                   data_samples: List[DataSample]) -> 'CleanPass':
+        """Line 11: ``L_c = L_mim(F(x^m; psi + phi_c), x)``.
+
+        Also draws the one mask per sample that every later pass uses.
+        """
+        rng = SampleRandomness(inputs.shape[0], inputs.device,
+                               self.sample_seed)
+        mask = self.mim.sample_mask(inputs, data_samples, rng)
         with adapter_route(self, 'clean'):
             rec_clean, feat_clean, _ = self.mim.reconstruction_loss(
-                x, mask, target=x)
+                inputs, mask, target=inputs)
+        return CleanPass(inputs, mask, rng, rec_clean, feat_clean.detach())
+
+    def adversarial_step(self, clean: 'CleanPass') -> Dict[str, torch.Tensor]:
+        """Lines 4-10 and 12: craft ``x_a``, then ``(1 - lambda) * L_a``."""
+        x, mask = clean.inputs, clean.mask
         # 4: randomly select alpha % of the data: x'
-        idx = rng.select(self.adv_ratio)
-        if idx.numel() == 0:    # alpha * B rounds to 0: clean loss only
-            return self._clean_only(rec_clean, num_nonfinite=0)
+        idx = clean.rng.select(self.adv_ratio)
+        if idx.numel() == 0:    # alpha * B rounds to 0 on this process
+            return self._without_adversarial(clean, num_nonfinite=0)
         x_sel, mask_sel = x[idx], mask[idx]
-        target_feat = feat_clean[idx].detach()              # sg(E(x^m))
+        target_feat = clean.feat_clean[idx]                 # sg(E(x^m))
         with adapter_route(self, 'adv'):
             # 5-10: x_a = PGD-T on L_adv, random start, parameters fixed
             attack = self.attack(
                 x_sel, self._adv_loss(mask_sel, target_feat, x_sel),
-                *self.pixel_stats(x), noise=rng.rand(x.shape[1:], START, idx))
+                *self.pixel_stats(x),
+                noise=clean.rng.rand(x.shape[1:], START, idx))
             # 12: L_a = L_mim(F(x_a^m; psi + phi_a), x)   (target: CLEAN x)
             rec_adv, feat_adv, _ = self.mim.reconstruction_loss(
                 attack.x_adv, mask_sel, target=x_sel)
         if not torch.isfinite(rec_adv):     # fp16 overflow: keep it away
-            return self._clean_only(rec_clean, num_nonfinite=idx.numel())
-        # 13: minimise lambda * L_c + (1 - lambda) * L_a
+            return self._without_adversarial(clean, idx.numel())
         return dict(
-            loss_clean=self.loss_ratio * rec_clean,
             loss_adv=(1 - self.loss_ratio) * rec_adv,
-            **self._statistics(rec_clean, rec_adv, feat_adv, target_feat,
-                               attack, x_sel, x))
+            **self._statistics(clean, rec_adv, feat_adv, target_feat,
+                               attack, x_sel))
 
     # ------------------------------------------------------------------ #
+    def train_step(self, data: dict,
+                   optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
+        """mmengine's training step, with the clean loss backpropagated
+        before the adversarial graph is built (same gradients, lower peak
+        memory); see :func:`clean_first_train_step`."""
+        return clean_first_train_step(self, self, data, optim_wrapper)
+
     def select_adversarial(self, batch_size: int,
                            device: torch.device) -> torch.Tensor:
         """Indices of ``round(adv_ratio * batch_size)`` random samples."""
         return SampleRandomness(batch_size, device,
                                 self.sample_seed).select(self.adv_ratio)
 
-    def _clean_only(self, rec_clean: torch.Tensor,
-                    num_nonfinite: int) -> Dict[str, torch.Tensor]:
-        """Losses of an iteration without a usable adversarial term.
+    def _without_adversarial(self, clean: 'CleanPass',
+                             num_nonfinite: int) -> Dict[str, torch.Tensor]:
+        """The adversarial half of an iteration that has none to use.
 
-        The adversarial adapters still get a (zero) gradient, so that DDP
-        sees every parameter used on every process.
+        Every trainable parameter still gets a (zero) gradient from
+        ``loss_adv``, so that DDP sees all of them used on every process.
         """
-        zero = rec_clean.detach().new_zeros(())
-        adv_params = [
-            p for n, p in self.named_parameters()
-            if is_adversarial_key(n) and p.requires_grad
-        ]
-        loss_adv = sum((p.sum() * 0 for p in adv_params), zero)
+        zero = clean.rec_clean.detach().new_zeros(())
+        params = [p for p in self.parameters() if p.requires_grad]
         return dict(
-            loss_clean=self.loss_ratio * rec_clean, loss_adv=loss_adv,
-            rec_clean=rec_clean.detach(), rec_adv=zero, adv_dist_init=zero,
-            adv_dist=zero, adv_linf=zero,
+            loss_adv=sum((p.sum() * 0 for p in params), zero),
+            rec_clean=clean.rec_clean.detach(), rec_adv=zero,
+            adv_dist_init=zero, adv_dist=zero, adv_linf=zero,
             adv_nonfinite=zero + num_nonfinite)
 
     def _adv_loss(self, mask: torch.Tensor, target_feat: torch.Tensor,
@@ -194,8 +217,8 @@ class AdversarialMIMWrapper(BaseModel):
         channels = x.shape[1]
         return x.new_zeros(channels), x.new_ones(channels)
 
-    def _statistics(self, rec_clean, rec_adv, feat_adv, target_feat, attack,
-                    x_sel, x) -> Dict[str, torch.Tensor]:
+    def _statistics(self, clean: 'CleanPass', rec_adv, feat_adv, target_feat,
+                    attack, x_sel) -> Dict[str, torch.Tensor]:
         """Logged, not optimised (no key contains ``loss``)."""
         with torch.no_grad():
             if self.attack.distance == 'rec':
@@ -203,10 +226,10 @@ class AdversarialMIMWrapper(BaseModel):
             else:
                 dist = feature_distance(feat_adv, target_feat,
                                         self.attack.distance).mean()
-            _, std = self.pixel_stats(x)
+            _, std = self.pixel_stats(x_sel)
             linf = ((attack.x_adv - x_sel) * std.reshape(1, -1, 1, 1)).abs()
             return dict(
-                rec_clean=rec_clean.detach(),
+                rec_clean=clean.rec_clean.detach(),
                 rec_adv=rec_adv.detach(),
                 adv_dist_init=(dist if attack.dist_init is None else
                                attack.dist_init),
@@ -249,12 +272,18 @@ class AdversarialMIMWrapper(BaseModel):
 
     # ------------------------------------------------------------------ #
     def forward(self,
-                inputs: torch.Tensor,
+                inputs: Union[torch.Tensor, 'CleanPass'],
                 data_samples: Optional[List[DataSample]] = None,
                 mode: str = 'tensor'):
-        """``mode='loss'`` runs AEMIM; other modes go to the algorithm."""
+        """``mode='loss'`` runs AEMIM; ``'clean'`` / ``'adversarial'`` its
+        two halves (for :func:`clean_first_train_step`, through DDP's
+        forward); other modes go to the algorithm."""
         if mode == 'loss':
             return self.loss(inputs, data_samples)
+        if mode == 'clean':
+            return self.clean_step(inputs, data_samples)
+        if mode == 'adversarial':
+            return self.adversarial_step(inputs)
         return self.algorithm(inputs, data_samples, mode=mode)
 
     def init_weights(self) -> None:
@@ -269,6 +298,68 @@ class AdversarialMIMWrapper(BaseModel):
                 isinstance(c, dict) and c.get('type') == 'Pretrained'
                 for c in cfgs):
             reset_adversarial_adapters(self)
+
+
+@dataclass
+class CleanPass:
+    """What the adversarial step takes from the clean step.
+
+    Attributes:
+        inputs: The normalised batch.
+        mask: One mask per sample, for every pass.
+        rng: The iteration's random draws.
+        rec_clean: ``L_c``, with its graph.
+        feat_clean: ``sg(E(x^m))``, the attack's target (detached).
+    """
+    inputs: torch.Tensor
+    mask: torch.Tensor
+    rng: SampleRandomness
+    rec_clean: torch.Tensor
+    feat_clean: torch.Tensor
+
+
+def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
+                           data: dict, optim_wrapper: OptimWrapper
+                           ) -> Dict[str, torch.Tensor]:
+    """A training step whose clean and adversarial graphs never coexist.
+
+    ``lambda * L_c`` is backpropagated right after the clean pass, then the
+    adversarial half is built and backpropagated, and the optimizer steps
+    once: the gradients are those of ``lambda * L_c + (1 - lambda) * L_a``,
+    at the peak memory of one graph. Under DDP, the first backward runs
+    without gradient synchronisation and the second synchronises the sum.
+
+    Args:
+        model: What the Runner trains: ``module`` or its DDP wrapper.
+        module: The :class:`AdversarialMIMWrapper`.
+        data: A batch from the dataloader.
+        optim_wrapper: The optimizer wrapper (AMP and accumulation aware).
+
+    Returns:
+        The log variables, as mmengine's ``train_step`` gives them.
+    """
+    distributed = model is not module
+    with optim_wrapper.optim_context(model):
+        data = module.data_preprocessor(data, True)
+    with (model.no_sync() if distributed else nullcontext()):
+        with optim_wrapper.optim_context(model):
+            clean = model(**data, mode='clean')
+        loss_clean = module.loss_ratio * clean.rec_clean
+        scaled = optim_wrapper.scale_loss(loss_clean)
+        scaler = getattr(optim_wrapper, 'loss_scaler', None)    # AMP
+        # not optim_wrapper.backward: that counts an accumulation step
+        (scaler.scale(scaled) if scaler is not None else scaled).backward()
+    clean.rec_clean = clean.rec_clean.detach()       # its graph is freed
+    with optim_wrapper.optim_context(model):
+        losses = model(clean, mode='adversarial')
+    loss_adv = losses['loss_adv']
+    if distributed:     # DDP wants every parameter in the synced graph
+        loss_adv = loss_adv + sum(p.sum() * 0 for p in module.parameters()
+                                  if p.requires_grad)
+    optim_wrapper.update_params(loss_adv)
+    _, log_vars = module.parse_losses(
+        dict(loss_clean=loss_clean.detach(), **losses))
+    return log_vars
 
 
 def check_ratio(name: str, value: float) -> None:

@@ -269,3 +269,36 @@ def test_every_parameter_gets_a_grad_without_adversarial_samples():
     missing = [n for n, p in wrapper.named_parameters()
                if p.requires_grad and p.grad is None and 'pos_embed' not in n]
     assert not missing
+
+
+@pytest.mark.parametrize('adv_ratio', [1.0, 0.5, 0.25])
+def test_clean_first_train_step_gives_the_gradients_of_loss(adv_ratio):
+    """train_step backpropagates L_c before building the adversarial graph;
+    the update must equal one backward of the whole loss()."""
+    import copy
+
+    from mmengine.optim import OptimWrapper
+    wrapper = build_wrapper(adv_ratio=adv_ratio)
+    wrapper.sample_seed = 3                # same draws in both models
+    twin = copy.deepcopy(wrapper)
+    uint8 = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(0))
+    data = dict(inputs=uint8, data_samples=[None] * 4)
+
+    # reference: one backward of loss()
+    inputs = twin.data_preprocessor(dict(data), True)['inputs']
+    total, ref_vars = twin.parse_losses(twin.loss(inputs, None))
+    total.backward()
+    expected = {n: p.grad for n, p in twin.named_parameters()
+                if p.grad is not None}
+
+    # train_step with SGD(lr=1): new = old - grad
+    before = {n: p.detach().clone() for n, p in wrapper.named_parameters()}
+    optim = OptimWrapper(torch.optim.SGD(wrapper.parameters(), lr=1.0))
+    log_vars = wrapper.train_step(dict(data), optim)
+    for name, p in wrapper.named_parameters():
+        grad = before[name] - p.detach()
+        assert_close(grad, expected.get(name, torch.zeros_like(grad)),
+                     rtol=1e-4, atol=1e-6, msg=name)
+    for key in ('loss', 'loss_clean', 'loss_adv', 'rec_clean', 'rec_adv'):
+        assert_close(log_vars[key], ref_vars[key], msg=key)

@@ -215,29 +215,61 @@ class ReproducibleRandomnessHook(Hook):
         self.sample_seed = sample_seed
         # (meta iter the state belongs to, this rank's state, from a resume?)
         self._pending: Optional[tuple] = None
+        # (iterations done, every rank's state) of the last iteration
+        self._latest: Optional[tuple] = None
         # rank 0's ``runner.seed`` (set in ``before_train``)
         self.base_seed: Optional[int] = None
 
     # ---------------------------------------------------------------- save
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Put every rank's generator states into ``checkpoint['meta']``.
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch: DATA_BATCH = None,
+                         outputs: Optional[dict] = None) -> None:
+        """Take every rank's generator states at the end of the iteration.
 
-        Called on every rank by mmengine's ``CheckpointHook`` (a collective
-        when distributed).
+        Runs before mmengine's ``CheckpointHook`` (priority ``VERY_HIGH``),
+        on every rank; with several processes the states are gathered (an
+        ``all_gather_object`` of a few kB per rank), because only rank 0
+        writes the checkpoint. The next batch of this run is then drawn from
+        exactly these states, so whatever runs in between (checkpointing,
+        validation, visualisation) draws nothing that a resumed run would not
+        draw.
         """
         if not self.rng_state:
             return
         state = get_rng_state()
-        world_size = get_world_size()
-        states: List[Dict[str, Any]] = (
-            all_gather_object(state) if world_size > 1 else [state])
+        done = runner.iter + 1
+        self._pending = (done, state, False)
+        states = all_gather_object(state) if get_world_size() > 1 else [
+            state
+        ]
+        self._latest = (done, states)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Put every rank's generator states into ``checkpoint['meta']``.
+
+        mmengine calls this on rank 0 only.
+        """
+        if not self.rng_state:
+            return
         meta = checkpoint.setdefault('meta', {})
+        done = int(meta.get('iter', runner.iter))
+        world_size = get_world_size()
+        if self._latest is not None and self._latest[0] == done:
+            states = self._latest[1]
+        elif world_size == 1:     # saved outside a training iteration
+            states = [get_rng_state()]
+        else:
+            print_log(
+                'ReproducibleRandomnessHook: a checkpoint saved outside a '
+                'training iteration gets no RNG state with several '
+                'processes.',
+                logger='current',
+                level=logging.WARNING)
+            return
         meta[RNG_STATE_KEY] = dict(
             format=_FORMAT, world_size=world_size, ranks=states)
-        # In this run, the iteration after the checkpoint also starts from
-        # this state: anything drawn in between (validation, visualisation)
-        # is drawn again, as it would be after a resume.
-        self._pending = (int(meta.get('iter', runner.iter)), state, False)
 
     # ---------------------------------------------------------------- load
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -312,9 +344,12 @@ class ReproducibleRandomnessHook(Hook):
                 getattr(runner.train_loop, 'dataloader_iterator', None),
                 _RestoringIterator):
             return
-        if self._pending[0] == runner.iter:
+        resumed = self._pending[2]
+        mid_epoch = resumed and runner.iter != runner.epoch * len(
+            runner.train_dataloader)
+        if self._pending[0] == runner.iter and not mid_epoch:
             self._restore(runner.iter)
-        elif self._pending[2]:
+        elif resumed:
             print_log(
                 'ReproducibleRandomnessHook: resumed from the middle of an '
                 'epoch; the random generators are not restored.',
