@@ -41,6 +41,9 @@ class SampleRandomness:
         self.device = device
         self.seed = seed
         self.rank, self.world_size = get_dist_info()
+        #: Size of the adversarial subset over all processes (set by
+        #: :meth:`select`).
+        self.global_count = 0
 
     def _generator(self, *key: int) -> torch.Generator:
         digest = hashlib.blake2b(
@@ -80,12 +83,19 @@ class SampleRandomness:
         """
         if self.seed is None:
             num = round_half_up(ratio * self.batch_size)
+            self.global_count = num * self.world_size
             if num >= self.batch_size:
                 return torch.arange(self.batch_size, device=self.device)
             return torch.randperm(self.batch_size, device=self.device)[:num]
         total = self.batch_size * self.world_size
+        self.global_count = round_half_up(ratio * total)
         chosen = torch.randperm(
-            total, generator=self._generator(SELECT))[:round_half_up(
-                ratio * total)]
+            total, generator=self._generator(SELECT))[:self.global_count]
         local = chosen[chosen % self.world_size == self.rank]
         return (local // self.world_size).sort().values.to(self.device)
+
+    def share(self, num_local: int) -> float:
+        """Weight of this process's mean adversarial loss, so that DDP's
+        average over processes is the mean over the global subset: 1 unless
+        keyed draws gave processes unequal shares of it."""
+        return num_local * self.world_size / self.global_count

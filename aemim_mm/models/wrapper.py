@@ -165,8 +165,11 @@ class AdversarialMIMWrapper(BaseModel):
                 attack.x_adv, mask_sel, target=x_sel)
         if not torch.isfinite(rec_adv):     # fp16 overflow: keep it away
             return self._without_adversarial(clean, idx.numel())
+        # this process's share of the global subset (1 unless keyed draws
+        # split it unequally over processes)
+        share = clean.rng.share(idx.numel())
         return dict(
-            loss_adv=(1 - self.loss_ratio) * rec_adv,
+            loss_adv=(1 - self.loss_ratio) * rec_adv * share,
             **self._statistics(clean, rec_adv, feat_adv, target_feat,
                                attack, x_sel))
 

@@ -11,15 +11,16 @@ which consumes random numbers before the first new batch is drawn.
 
 :class:`ReproducibleRandomnessHook` fixes both:
 
-* ``rng_state=True``: every checkpoint gets the generator states of every rank
-  under ``checkpoint['meta']['rng_state']`` (tensors, ints, floats, strings
-  and ``None`` only, so the checkpoint loads with ``torch.load(...,
+* ``rng_state=True``: the generator states of every rank are taken at the end
+  of every training iteration, and every checkpoint gets them under
+  ``checkpoint['meta']['rng_state']`` (tensors, ints, floats, strings and
+  ``None`` only, so the checkpoint loads with ``torch.load(...,
   weights_only=True)``). The states are put back right before the data of the
   next iteration is drawn: after mmengine's data skip on resume, and, in a run
-  that is not interrupted, after whatever ran between the checkpoint and the
-  next iteration (validation, visualisation). So the iteration after a
-  checkpoint starts from the same generator states in the uninterrupted and in
-  the resumed run.
+  that is not interrupted, after whatever ran between the end of the
+  iteration and the next batch (checkpointing, validation). So the iteration
+  after a checkpoint starts from the same generator states in the
+  uninterrupted and in the resumed run.
 * ``sample_seed=True``: before every training iteration the unwrapped model's
   ``sample_seed`` attribute is set to :func:`derive_sample_seed` ``(seed,
   iteration)``, the same on every rank. :class:`~aemim_mm.models.
@@ -34,7 +35,7 @@ Config::
 """
 import logging
 import random
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -194,8 +195,9 @@ class ReproducibleRandomnessHook(Hook):
             :func:`derive_sample_seed` ``(seed, runner.iter)`` before every
             training iteration, where ``seed`` is rank 0's ``runner.seed``
             (the same on every rank, also with
-            ``randomness.diff_rank_seed=True``). The model must have a ``sample_seed``
-            attribute (:class:`~aemim_mm.models.AdversarialMIMWrapper` has).
+            ``randomness.diff_rank_seed=True``). The model must have a
+            ``sample_seed`` attribute
+            (:class:`~aemim_mm.models.AdversarialMIMWrapper` has).
 
     Raises:
         ValueError: On a non-bool argument, or (in ``before_train``) if
@@ -241,9 +243,7 @@ class ReproducibleRandomnessHook(Hook):
         state = get_rng_state()
         done = runner.iter + 1
         self._pending = (done, state, False)
-        states = all_gather_object(state) if get_world_size() > 1 else [
-            state
-        ]
+        states = all_gather_object(state) if get_world_size() > 1 else [state]
         self._latest = (done, states)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

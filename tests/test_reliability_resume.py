@@ -1,0 +1,484 @@
+"""Exact resume after SIGKILL (issue 6, point 1).
+
+A small AEMIM run (``configs/aemim_vit-t-p4_cifar10.py`` with a tiny ViT,
+``adv_ratio=0.5``, 8 iterations of batch 2 on 12 random images with
+random-resized crops and flips, a checkpoint every iteration, seed 0,
+deterministic mode, no dataloader workers) is trained through
+``tools/train.py`` in a subprocess. Every random source then matters: the
+data order, the crops and flips, the MAE masks, the adversarial sample and
+the attack's random start.
+
+* run A goes through uninterrupted;
+* run B is killed with SIGKILL while it trains (a test-only hook blocks at a
+  chosen point and the test kills the process there), then restarted with
+  ``--resume``; its per-iteration losses must equal run A's, bit for bit;
+* the same resume without :class:`ReproducibleRandomnessHook` gives other
+  losses, so the comparison can fail.
+
+Every iteration's log vars are written at full precision by a test-only hook
+(``LossDumpHook``), one JSON line per iteration and process.
+"""
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Dict, List, Optional
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TRAIN = REPO_ROOT / 'tools' / 'train.py'
+MAX_ITERS = 8
+
+#: Test-only hooks, imported by the runs' configs (``custom_imports``).
+TEST_HOOKS = '''
+"""Hooks of the reliability tests: dump log vars, block at an iteration."""
+import json
+import os
+import time
+
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmpretrain.registry import HOOKS
+
+
+@HOOKS.register_module()
+class LossDumpHook(Hook):
+    """Append each iteration's log vars to losses_rank<r>.jsonl."""
+
+    priority = 'VERY_HIGH'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        record = dict(pid=os.getpid(), iter=runner.iter + 1)
+        for key, value in (outputs or {}).items():
+            record[key] = float(value)       # full precision in json
+        path = os.path.join(runner.work_dir,
+                            f'losses_rank{get_rank()}.jsonl')
+        with open(path, 'a') as f:
+            f.write(json.dumps(record) + '\\n')
+
+
+@HOOKS.register_module()
+class BlockHook(Hook):
+    """Create <work_dir>/blocked_rank<r>, sleep in after_train_iter `at`."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if runner.iter + 1 == self.at:
+            path = os.path.join(runner.work_dir, f'blocked_rank{get_rank()}')
+            with open(path + '.tmp', 'w') as f:
+                f.write(str(os.getpid()))
+            os.replace(path + '.tmp', path)
+            time.sleep(600)
+'''
+
+#: ``configs/aemim_vit-t-p4_cifar10.py`` shrunk to a few CPU iterations.
+CONFIG = '''
+_base_ = [{base!r}]
+custom_imports = dict(imports=['aemim_mm', 'reliability_test_hooks'],
+                      allow_failed_imports=False)
+model = dict(algorithm=dict(
+    backbone=dict(arch=dict(_delete_=True, embed_dims=32, num_layers=2,
+                            num_heads=2, feedforward_channels=64)),
+    neck=dict(embed_dim=32, decoder_embed_dim=16, decoder_depth=1,
+              decoder_num_heads=2, mlp_ratio=2.)),
+    adv_ratio=0.5)   # 1 of the 2 samples, drawn at random
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False, pin_memory=False,
+    dataset=dict(data_root={data!r}, data_prefix='', with_label=False))
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
+                 max_iters={max_iters})
+param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False,
+                        begin=0, end={max_iters})]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=1),
+    checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=False,
+                    max_keep_ckpts=20))
+log_processor = dict(by_epoch=False, window_size=1)
+randomness = dict(seed=0, deterministic=True)
+custom_hooks = [
+    dict(type='ReproducibleRandomnessHook', rng_state=True,
+         sample_seed=False),
+    dict(type='LossDumpHook'),
+]
+'''
+
+
+# ---------------------------------------------------------------- fixtures
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Images (12: an epoch is 6 iterations), test hooks and the config."""
+    root = tmp_path_factory.mktemp('reliability')
+    images = root / 'images'
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        pixels = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f'{i}.png')
+    (root / 'reliability_test_hooks.py').write_text(TEST_HOOKS)
+    config = root / 'resume_run.py'
+    config.write_text(
+        CONFIG.format(
+            base=str(REPO_ROOT / 'configs' / 'aemim_vit-t-p4_cifar10.py'),
+            data=str(images),
+            max_iters=MAX_ITERS))
+    return SimpleNamespace(root=root, config=str(config))
+
+
+def _env(workspace: SimpleNamespace) -> Dict[str, str]:
+    path = os.pathsep.join(
+        p for p in (str(workspace.root), os.environ.get('PYTHONPATH')) if p)
+    return dict(os.environ, OMP_NUM_THREADS='1', OMP_WAIT_POLICY='PASSIVE',
+                PYTHONPATH=path)
+
+
+def variant(workspace: SimpleNamespace, name: str, custom_hooks: str) -> str:
+    """The run's config with other ``custom_hooks`` (a list's source)."""
+    path = workspace.root / f'{name}.py'
+    path.write_text(f'_base_ = [{workspace.config!r}]\n'
+                    f'custom_hooks = {custom_hooks}\n')
+    return str(path)
+
+
+def train(workspace: SimpleNamespace, work_dir: Path, *args: str,
+          config: Optional[str] = None) -> str:
+    """Run tools/train.py to the end; return its output."""
+    proc = subprocess.run(
+        [sys.executable, str(TRAIN), config or workspace.config,
+         '--work-dir', str(work_dir), *args],
+        cwd=REPO_ROOT, env=_env(workspace), capture_output=True, text=True,
+        timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f'train.py failed:\n{out[-6000:]}'
+    return out
+
+
+def train_and_kill(workspace: SimpleNamespace, work_dir: Path,
+                   config: str) -> None:
+    """Start tools/train.py; SIGKILL it once ``BlockHook`` has blocked."""
+    kill_when_blocked(
+        [sys.executable, str(TRAIN), config, '--work-dir', str(work_dir)],
+        work_dir, _env(workspace))
+
+
+def kill_when_blocked(cmd: List[str], work_dir: Path, env: Dict[str, str],
+                      ranks: int = 1) -> None:
+    """Run ``cmd``; SIGKILL every process once each rank's ``BlockHook`` has
+    blocked (a machine that dies).
+
+    ``BlockHook`` writes its pid into ``blocked_rank<r>``. The launcher runs
+    in a new session and is killed with its process group; the training
+    processes are killed by pid (``torch.distributed.run`` starts them in
+    sessions of their own).
+    """
+    work_dir.mkdir(parents=True)
+    log = work_dir / 'killed_run.out'
+    markers = [work_dir / f'blocked_rank{r}' for r in range(ranks)]
+
+    def kill_all() -> None:
+        pids = {int(m.read_text()) for m in markers if m.exists()}
+        pids |= set(children(proc.pid))   # ranks that did not block (yet)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    with open(log, 'w') as out:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 300
+        try:
+            while not all(m.exists() for m in markers):
+                if proc.poll() is not None:
+                    pytest.fail('the run ended before it blocked:\n' +
+                                log.read_text()[-6000:])
+                if time.monotonic() > deadline:
+                    pytest.fail('the run did not block within 300 s')
+                time.sleep(0.1)
+        finally:
+            kill_all()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+
+
+def children(pid: int) -> List[int]:
+    """Pids of the child processes of ``pid`` (Linux ``/proc``)."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f'/proc/{entry}/stat').read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(')', 1)[1].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def dumped(work_dir: Path, rank: int = 0) -> List[dict]:
+    """The LossDumpHook records of a work dir, in the order written."""
+    path = work_dir / f'losses_rank{rank}.jsonl'
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def by_iter(records: List[dict]) -> Dict[int, dict]:
+    """Records keyed by iteration; a later process overrides an earlier."""
+    return {r['iter']: r for r in records}
+
+
+LOGGED = ('loss', 'loss_clean', 'loss_adv', 'rec_clean', 'rec_adv',
+          'adv_dist_init', 'adv_dist', 'adv_linf')
+
+
+def values(records: Dict[int, dict], iters: range) -> torch.Tensor:
+    """(len(iters), len(LOGGED)) float64 tensor of the logged values."""
+    return torch.tensor([[records[i][k] for k in LOGGED] for i in iters],
+                        dtype=torch.float64)
+
+
+@pytest.fixture(scope='module')
+def run_a(workspace: SimpleNamespace) -> SimpleNamespace:
+    """The uninterrupted run."""
+    work_dir = workspace.root / 'run_a'
+    train(workspace, work_dir)
+    records = by_iter(dumped(work_dir))
+    assert sorted(records) == list(range(1, MAX_ITERS + 1))
+    return SimpleNamespace(work_dir=work_dir, records=records)
+
+
+# ---------------------------------------------------------------- tests
+@pytest.mark.parametrize(
+    'block_at, priority, resumed_at',
+    [
+        # killed between iterations 3 and 4, after checkpoint 3 was written
+        (3, 'LOWEST', 3),
+        # killed inside iteration 7 (the first of the second epoch): the
+        # weights are updated but checkpoint 7 is not written -> resume at 6
+        (7, 'HIGHEST', 6),
+    ])
+def test_sigkill_then_resume_equals_uninterrupted(
+        workspace: SimpleNamespace, run_a: SimpleNamespace, block_at: int,
+        priority: str, resumed_at: int) -> None:
+    work_dir = workspace.root / f'run_b_{block_at}'
+    block = variant(
+        workspace, f'block_{block_at}',
+        '[dict(type="ReproducibleRandomnessHook", sample_seed=False), '
+        'dict(type="LossDumpHook"), '
+        f'dict(type="BlockHook", at={block_at}, priority="{priority}")]')
+    train_and_kill(workspace, work_dir, block)
+    assert not (work_dir / f'iter_{resumed_at + 1}.pth').exists()
+    killed = by_iter(dumped(work_dir))
+    out = train(workspace, work_dir, '--resume')
+
+    assert f'resumed epoch: 0, iter: {resumed_at}' in out, out[-4000:]
+    assert ('restored the random generators of the checkpoint at iteration '
+            f'{resumed_at}') in out
+    records = dumped(work_dir)
+    resumed_pid = records[-1]['pid']
+    resumed = by_iter(r for r in records if r['pid'] == resumed_pid)
+    assert sorted(resumed) == list(range(resumed_at + 1, MAX_ITERS + 1))
+    after = range(resumed_at + 1, MAX_ITERS + 1)
+    # bit for bit: same process layout, deterministic CPU kernels
+    torch.testing.assert_close(
+        values(resumed, after), values(run_a.records, after), rtol=0,
+        atol=0)
+    before = range(1, resumed_at + 1)
+    torch.testing.assert_close(
+        values(killed, before), values(run_a.records, before), rtol=0,
+        atol=0)
+
+
+def test_resume_without_hook_differs(workspace: SimpleNamespace,
+                                     run_a: SimpleNamespace) -> None:
+    """Without the hook the resumed run draws other random numbers."""
+    resumed_at = 3
+    work_dir = workspace.root / 'run_no_hook'
+    out = train(workspace, work_dir, '--resume',
+                str(run_a.work_dir / f'iter_{resumed_at}.pth'),
+                config=variant(workspace, 'no_hook',
+                               '[dict(type="LossDumpHook")]'))
+    assert f'resumed epoch: 0, iter: {resumed_at}' in out
+    resumed = by_iter(dumped(work_dir))
+    after = range(resumed_at + 1, MAX_ITERS + 1)
+    ours, theirs = values(resumed, after), values(run_a.records, after)
+    # every iteration's loss differs (other masks, crops, random starts)
+    assert (ours[:, 0] != theirs[:, 0]).all(), (ours[:, 0], theirs[:, 0])
+
+
+def test_checkpoint_rng_state_loads_weights_only(
+        run_a: SimpleNamespace) -> None:
+    from aemim_mm.engine import get_rng_state
+    from aemim_mm.utils.safe_load import safe_load
+
+    path = run_a.work_dir / 'iter_2.pth'
+    ckpt = safe_load(path)
+    saved = ckpt['meta']['rng_state']
+    assert saved['world_size'] == 1 and len(saved['ranks']) == 1
+    state = saved['ranks'][0]
+    reference = get_rng_state()
+    assert set(state) == set(reference)
+    assert state['torch'].dtype == torch.uint8
+    assert state['numpy']['key'].shape == (624, )
+    # also with torch.load directly (no aemim_mm allow-list needed for it)
+    torch.load(io.BytesIO(torch_save_bytes(saved)), weights_only=True)
+
+
+def torch_save_bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- units
+def test_rng_state_round_trip_weights_only() -> None:
+    import random
+
+    from aemim_mm.engine import get_rng_state, set_rng_state
+
+    random.gauss(0, 1)          # a cached gaussian in both generators
+    np.random.randn(3)
+    state = torch.load(
+        io.BytesIO(torch_save_bytes(get_rng_state())), weights_only=True)
+
+    def draw():
+        return (random.random(), random.gauss(0, 1), np.random.rand(),
+                np.random.randn(), torch.rand(3))
+
+    first = draw()
+    draw()
+    set_rng_state(state)
+    second = draw()
+    assert first[:4] == second[:4]
+    torch.testing.assert_close(first[4], second[4], rtol=0, atol=0)
+
+
+def test_set_rng_state_rejects_incomplete() -> None:
+    from aemim_mm.engine import set_rng_state
+    with pytest.raises(ValueError, match=r"missing entries \['numpy'\]"):
+        set_rng_state(dict(python=None, torch=None))
+
+
+def test_derive_sample_seed() -> None:
+    from aemim_mm.engine import derive_sample_seed
+    seeds = {derive_sample_seed(s, i) for s in (0, 1, 2**40) for i in
+             range(50)}
+    assert len(seeds) == 150
+    assert all(0 <= s < 2**63 for s in seeds)
+    assert derive_sample_seed(7, 3) == derive_sample_seed(7, 3)
+    assert derive_sample_seed(-1, 0) >= 0
+
+
+@pytest.mark.parametrize('name', ['rng_state', 'sample_seed'])
+@pytest.mark.parametrize('bad', [1, 'yes', None])
+def test_hook_rejects_non_bool(name: str, bad) -> None:
+    from aemim_mm.engine import ReproducibleRandomnessHook
+    with pytest.raises(ValueError, match=f'{name} must be True or False'):
+        ReproducibleRandomnessHook(**{name: bad})
+
+
+def _runner(model: torch.nn.Module, seed: int = 5, it: int = 0):
+    loop = SimpleNamespace()
+    return SimpleNamespace(model=model, seed=seed, iter=it, epoch=0,
+                           train_loop=loop)
+
+
+def test_hook_sets_sample_seed_each_iteration() -> None:
+    from aemim_mm.engine import ReproducibleRandomnessHook, derive_sample_seed
+
+    model = torch.nn.Linear(1, 1)
+    model.sample_seed = None
+    hook = ReproducibleRandomnessHook(sample_seed=True)
+    runner = _runner(model)
+    hook.before_train(runner)
+    for it in (0, 1, 2):
+        runner.iter = it
+        hook.before_train_iter(runner, batch_idx=it)
+        assert model.sample_seed == derive_sample_seed(5, it)
+
+
+def test_hook_sample_seed_needs_the_attribute() -> None:
+    from aemim_mm.engine import ReproducibleRandomnessHook
+    hook = ReproducibleRandomnessHook(sample_seed=True)
+    with pytest.raises(ValueError, match='Linear has none'):
+        hook.before_train(_runner(torch.nn.Linear(1, 1)))
+
+
+def test_hook_restores_before_the_batch_after_the_checkpoint() -> None:
+    """In-process: the state of checkpoint n is set before batch n."""
+    from aemim_mm.engine import ReproducibleRandomnessHook
+
+    hook = ReproducibleRandomnessHook()
+    loop = SimpleNamespace(dataloader_iterator=iter(range(100)))
+    runner = SimpleNamespace(model=torch.nn.Linear(1, 1), seed=0, iter=0,
+                             epoch=0, train_loop=loop)
+    hook.before_train(runner)
+    next(loop.dataloader_iterator)                 # batch 0
+    hook.after_train_iter(runner, batch_idx=0)     # end of iteration 1
+    expected = torch.rand(4)                       # what batch 1 would draw
+    checkpoint = dict(meta=dict(iter=1))
+    hook.before_save_checkpoint(runner, checkpoint)
+    torch.rand(7)                                  # e.g. a validation loop
+    assert next(loop.dataloader_iterator) == 1     # batch 1: restored
+    torch.testing.assert_close(torch.rand(4), expected, rtol=0, atol=0)
+
+    # a resume from that checkpoint: batches 0..0 are skipped, then restored
+    resumed = ReproducibleRandomnessHook()
+    loop2 = SimpleNamespace(dataloader_iterator=iter(range(100)))
+    runner2 = SimpleNamespace(model=torch.nn.Linear(1, 1), seed=0, iter=1,
+                              epoch=0, train_loop=loop2)
+    resumed.after_load_checkpoint(
+        runner2, torch.load(io.BytesIO(torch_save_bytes(checkpoint)),
+                            weights_only=True))
+    resumed.before_train(runner2)
+    next(loop2.dataloader_iterator)                # mmengine's skip
+    torch.rand(11)
+    next(loop2.dataloader_iterator)
+    torch.testing.assert_close(torch.rand(4), expected, rtol=0, atol=0)
+
+
+def test_hook_ignores_load_from_without_resume() -> None:
+    from aemim_mm.engine import ReproducibleRandomnessHook, get_rng_state
+
+    checkpoint = dict(meta=dict(iter=4, rng_state=dict(
+        format=1, world_size=1, ranks=[get_rng_state()])))
+    expected = torch.rand(3)
+    hook = ReproducibleRandomnessHook()
+    loop = SimpleNamespace(dataloader_iterator=iter(range(10)))
+    runner = SimpleNamespace(model=torch.nn.Linear(1, 1), seed=0, iter=0,
+                             epoch=0, train_loop=loop)
+    hook.after_load_checkpoint(runner, checkpoint)
+    hook.before_train(runner)      # iteration 0: a new run (load_from)
+    for _ in range(6):
+        next(loop.dataloader_iterator)
+    assert not torch.equal(torch.rand(3), expected)
+
+
+def test_hook_other_world_size_is_not_restored() -> None:
+    from aemim_mm.engine import ReproducibleRandomnessHook, get_rng_state
+    hook = ReproducibleRandomnessHook()
+    checkpoint = dict(meta=dict(iter=4, rng_state=dict(
+        format=1, world_size=2, ranks=[get_rng_state()] * 2)))
+    runner = _runner(torch.nn.Linear(1, 1), it=4)
+    hook.after_load_checkpoint(runner, checkpoint)
+    assert hook._pending is None
+
