@@ -1,0 +1,357 @@
+"""Side-by-side cost of MAE, the wrapper with the attack off, Fast AEMIM, AEMIM.
+
+All variants are built in ONE process and timed with interleaved repetitions
+after a warm-up, so that machine noise hits them alike. One repetition times
+one full training iteration (data preprocessor, forward, attack, backward,
+optimizer step) of every variant in turn. Reported per variant:
+
+* median iteration time and images/s;
+* ``ratio``: median time over plain MAE's, the paper's "relative pre-training
+  time per epoch";
+* FLOPs of one training iteration, counted by
+  :class:`torch.utils.flop_counter.FlopCounterMode` (forward, attack and
+  backward), their ratio to MAE's and ``measured / predicted``: the time ratio
+  over the FLOP ratio (1.0 = the variant costs what its arithmetic says);
+* peak memory: on a GPU the allocator's peak; on a CPU the peak resident
+  memory of a fresh subprocess that builds the variant and trains it for the
+  same iterations, minus its resident memory before the first iteration.
+
+Usage::
+
+    python tools/benchmark.py --preset cpu [--sweep] [--out FILE.json]
+    python tools/benchmark.py --preset gpu --batch 256 --reps 10
+
+Presets: ``cpu`` = ViT-S/16 (deit-small) at 224 px with the paper's 8 x 512
+decoder, batch 4 (the smallest batch whose 25 % is one sample); ``gpu`` =
+ViT-B/16 at 224 px, AMP (bf16 autocast), batch 128; ``smoke`` = a tiny model
+for the tests. ``--sweep`` adds AEMIM with steps 1-3 at adv_ratio 1 and with adv_ratio
+0.25-1 at steps 1, to show how the cost grows.
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from typing import Dict, List, Optional, Tuple
+
+# ``python tools/benchmark.py`` puts tools/ on sys.path, not the repo root.
+_REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+import torch  # noqa: E402
+from mmengine.optim import OptimWrapper  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+import aemim_mm  # noqa: E402,F401  (registration)
+from mmpretrain.registry import MODELS  # noqa: E402
+from mmpretrain.structures import DataSample  # noqa: E402
+
+PAPER_DECODER = dict(decoder_embed_dim=512, decoder_depth=8,
+                     decoder_num_heads=16)
+PRESETS = {
+    'cpu': dict(arch='deit-small', embed_dims=384, img_size=224, batch=4,
+                amp=False, device='cpu', decoder=PAPER_DECODER),
+    'gpu': dict(arch='b', embed_dims=768, img_size=224, batch=128, amp=True,
+                device='cuda', decoder=PAPER_DECODER),
+    # for the tests: seconds, not minutes
+    'smoke': dict(arch='deit-tiny', embed_dims=192, img_size=32, batch=4,
+                  amp=False, device='cpu',
+                  decoder=dict(decoder_embed_dim=64, decoder_depth=1,
+                               decoder_num_heads=2)),
+}
+
+#: name -> (wrapped?, attack steps, adv_ratio). ``mae`` is plain mmpretrain.
+BASE_VARIANTS = {
+    'mae': (False, 0, 0.0),
+    'wrapper_attack_off': (True, 0, 0.0),
+    'fast_aemim': (True, 1, 0.25),
+    'aemim': (True, 2, 1.0),
+}
+SWEEP_VARIANTS = {
+    **{f'aemim_steps{t}': (True, t, 1.0) for t in (1, 2, 3)},
+    **{f'aemim_steps1_ratio{r}': (True, 1, r) for r in (0.25, 0.5, 0.75)},
+}
+
+
+def mae_config(preset: dict) -> dict:
+    """mmpretrain MAE, patch 16, with the preset's encoder and decoder."""
+    return dict(
+        type='MAE',
+        backbone=dict(type='MAEViT', arch=preset['arch'],
+                      img_size=preset['img_size'], patch_size=16,
+                      mask_ratio=0.75),
+        neck=dict(type='MAEPretrainDecoder', patch_size=16, in_chans=3,
+                  num_patches=(preset['img_size'] // 16)**2,
+                  embed_dim=preset['embed_dims'], mlp_ratio=4.,
+                  **preset['decoder']),
+        head=dict(type='MAEPretrainHead', norm_pix=True, patch_size=16,
+                  loss=dict(type='PixelReconstructionLoss', criterion='L2')),
+        data_preprocessor=dict(type='SelfSupDataPreprocessor',
+                               mean=[123.675, 116.28, 103.53],
+                               std=[58.395, 57.12, 57.375], to_rgb=True))
+
+
+def build_variant(name: str, variants: Dict[str, Tuple[bool, int, float]],
+                  preset: dict) -> torch.nn.Module:
+    """The model of one variant, initialised, in train mode, on the device."""
+    wrapped, steps, ratio = variants[name]
+    algorithm = mae_config(preset)
+    if wrapped:
+        cfg = dict(type='AdversarialMIMWrapper', algorithm=algorithm,
+                   attack=dict(type='FeatureDistancePGD', eps=2, steps=steps),
+                   adapter='ln', loss_ratio=0.5, adv_ratio=ratio)
+    else:
+        cfg = algorithm
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model.to(preset['device']).train()
+
+
+def make_batch(batch: int, size: int, seed: int = 0) -> dict:
+    """A batch as ``default_collate`` gives it (uint8 BGR images)."""
+    gen = torch.Generator().manual_seed(seed)
+    inputs = torch.randint(0, 256, (batch, 3, size, size), generator=gen,
+                           dtype=torch.uint8)
+    return dict(inputs=inputs,
+                data_samples=[DataSample() for _ in range(batch)])
+
+
+class Runner:
+    """Trains one variant an iteration at a time."""
+
+    def __init__(self, name: str, model: torch.nn.Module, preset: dict):
+        self.name = name
+        self.model = model
+        self.preset = preset
+        self.optim = OptimWrapper(
+            torch.optim.AdamW(model.parameters(), lr=1e-4,
+                              betas=(0.9, 0.95), weight_decay=0.05))
+        self.batch = make_batch(preset['batch'], preset['img_size'])
+
+    def _autocast(self):
+        if not self.preset['amp']:
+            return nullcontext()
+        return torch.autocast(self.preset['device'], dtype=torch.bfloat16)
+
+    def step(self) -> float:
+        """One training iteration; returns its wall time in seconds."""
+        cuda = self.preset['device'] == 'cuda'
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with self._autocast():
+            self.model.train_step(copy.copy(self.batch), self.optim)
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    def flops(self) -> int:
+        """FLOPs of one training iteration (forward, attack, backward)."""
+        counter = FlopCounterMode(display=False)
+        with counter:
+            self.step()
+        return counter.get_total_flops()
+
+
+def _status_kib(field: str) -> int:
+    """A ``kB`` field of /proc/self/status (``VmRSS``, ``VmHWM``)."""
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1])
+    raise RuntimeError(f'/proc/self/status has no {field}')
+
+
+def reset_peak_rss() -> None:
+    """Make the kernel's peak-RSS mark (VmHWM) the current RSS (Linux)."""
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')
+
+
+def measure_cpu_memory(name: str, args: argparse.Namespace) -> int:
+    """Peak resident memory added by training ``name``, in a fresh process."""
+    cmd = [sys.executable, osp.abspath(__file__), '--preset', args.preset,
+           '--batch', str(args.batch), '--memory-of', name,
+           '--reps', str(args.warmup + 1)]
+    if args.sweep:
+        cmd.append('--sweep')
+    env = dict(os.environ)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                         check=True).stdout
+    return int(out.strip().splitlines()[-1])
+
+
+def memory_child(name: str, variants, preset: dict, iters: int) -> None:
+    """Body of the ``--memory-of`` subprocess: print the peak RSS increase."""
+    runner = Runner(name, build_variant(name, variants, preset), preset)
+    reset_peak_rss()
+    before = _status_kib('VmRSS')
+    for _ in range(iters):
+        runner.step()
+    print((_status_kib('VmHWM') - before) * 1024)
+
+
+def linear_fit(xs: List[float], ys: List[float]) -> Dict[str, float]:
+    """Least-squares line through (xs, ys) and its largest relative error."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx)**2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    icpt = my - slope * mx
+    worst = max(abs(y - (icpt + slope * x)) / y for x, y in zip(xs, ys))
+    return dict(intercept=icpt, slope=slope, max_rel_dev=worst)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--preset', choices=sorted(PRESETS), default='cpu')
+    parser.add_argument('--batch', type=int, default=None,
+                        help='batch size (default: the preset\'s)')
+    parser.add_argument('--warmup', type=int, default=2,
+                        help='untimed iterations per variant (default 2)')
+    parser.add_argument('--reps', type=int, default=5,
+                        help='timed, interleaved repetitions (default 5)')
+    parser.add_argument('--sweep', action='store_true',
+                        help='add steps 1-3 and adv_ratio 0.25-1 variants')
+    parser.add_argument('--variants', nargs='+', default=None,
+                        help='only these variants (mae is always included)')
+    parser.add_argument('--no-memory', action='store_true',
+                        help='skip the per-variant memory measurement')
+    parser.add_argument('--out', default='work_dirs/benchmark/result.json',
+                        help='JSON output file')
+    parser.add_argument('--memory-of', default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name in ('warmup', 'reps'):
+        if getattr(args, name) < (0 if name == 'warmup' else 1):
+            parser.error(f'--{name} must be >= {0 if name == "warmup" else 1},'
+                         f' got {getattr(args, name)}')
+    if args.batch is not None and args.batch < 1:
+        parser.error(f'--batch must be >= 1, got {args.batch}')
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    args = parse_args(argv)
+    preset = dict(PRESETS[args.preset])
+    preset['batch'] = args.batch or preset['batch']
+    args.batch = preset['batch']
+    if preset['device'] == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('--preset gpu needs a CUDA device; none is visible.')
+    variants = dict(BASE_VARIANTS, **(SWEEP_VARIANTS if args.sweep else {}))
+    if args.variants:
+        unknown = sorted(set(args.variants) - set(variants))
+        if unknown:
+            raise SystemExit(f'--variants: unknown {unknown}; choose from '
+                             f'{sorted(variants)} (--sweep adds the sweep)')
+        variants = {k: v for k, v in variants.items()
+                    if k == 'mae' or k in args.variants}
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    if args.memory_of:
+        memory_child(args.memory_of, variants, preset, args.reps)
+        return {}
+
+    print(f'benchmark: preset {args.preset}, batch {preset["batch"]}, '
+          f'device {preset["device"]}, torch threads '
+          f'{torch.get_num_threads()}, variants {list(variants)}', flush=True)
+    runners = [Runner(n, build_variant(n, variants, preset), preset)
+               for n in variants]
+    for runner in runners:                               # warm-up
+        for _ in range(args.warmup):
+            runner.step()
+    times: Dict[str, List[float]] = {r.name: [] for r in runners}
+    start = time.perf_counter()
+    for rep in range(args.reps):                         # interleaved
+        for runner in runners:
+            times[runner.name].append(runner.step())
+        done = time.perf_counter() - start
+        print(f'  repetition {rep + 1}/{args.reps} done, eta '
+              f'{done / (rep + 1) * (args.reps - rep - 1):.0f} s', flush=True)
+    flops = {r.name: r.flops() for r in runners}
+    memory: Dict[str, Optional[int]] = {}
+    for runner in runners:
+        if args.no_memory:
+            memory[runner.name] = None
+        elif preset['device'] == 'cuda':
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            runner.step()
+            memory[runner.name] = torch.cuda.max_memory_allocated() - base
+        else:
+            memory[runner.name] = measure_cpu_memory(runner.name, args)
+
+    base_t = statistics.median(times['mae'])
+    rows = {}
+    for name in variants:
+        med = statistics.median(times[name])
+        flop_ratio = flops[name] / flops['mae']
+        rows[name] = dict(
+            steps=variants[name][1], adv_ratio=variants[name][2],
+            median_s=med, images_per_s=preset['batch'] / med,
+            ratio=med / base_t, gflops=flops[name] / 1e9,
+            flop_ratio=flop_ratio, measured_over_predicted=(med / base_t) /
+            flop_ratio, peak_mem_mib=(None if memory[name] is None else
+                                      memory[name] / 2**20),
+            mem_ratio=(None if memory[name] is None or not memory['mae'] else
+                       memory[name] / memory['mae']), times_s=times[name])
+    result = dict(
+        preset=args.preset, batch=preset['batch'], device=preset['device'],
+        device_name=(torch.cuda.get_device_name() if preset['device'] ==
+                     'cuda' else f'CPU, {os.cpu_count()} cores'),
+        torch=torch.__version__, threads=torch.get_num_threads(),
+        warmup=args.warmup, reps=args.reps, variants=rows)
+    growth = {}
+    steps = [n for n in rows if n.startswith('aemim_steps') and 'ratio' not
+             in n]
+    if len(steps) >= 3:
+        growth['steps'] = linear_fit([rows[n]['steps'] for n in steps],
+                                     [rows[n]['median_s'] for n in steps])
+    ratios = [n for n in rows if n.startswith('aemim_steps1')]
+    if len(ratios) >= 3:
+        growth['adv_ratio'] = linear_fit(
+            [rows[n]['adv_ratio'] for n in ratios],
+            [rows[n]['median_s'] for n in ratios])
+    result['growth'] = growth
+    print(format_table(result))
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as f:
+        json.dump(result, f, indent=2)
+    print(f'JSON: {args.out}')
+    return result
+
+
+def format_table(result: dict) -> str:
+    """The result as a markdown table."""
+    lines = [
+        f'preset {result["preset"]}, {result["device_name"]}, batch '
+        f'{result["batch"]}, {result["reps"]} interleaved repetitions after '
+        f'{result["warmup"]} warm-up', '',
+        '| variant | steps | adv_ratio | median s/iter | images/s | ratio to '
+        'MAE | GFLOPs | FLOP ratio | measured / predicted | peak mem MiB | '
+        'mem ratio |', '|' + '---|' * 11
+    ]
+    for name, r in result['variants'].items():
+        mem = ('-' if r['peak_mem_mib'] is None else
+               f'{r["peak_mem_mib"]:.0f}')
+        mem_ratio = '-' if r['mem_ratio'] is None else f'{r["mem_ratio"]:.2f}'
+        lines.append(
+            f'| {name} | {r["steps"]} | {r["adv_ratio"]} | '
+            f'{r["median_s"]:.3f} | {r["images_per_s"]:.2f} | '
+            f'{r["ratio"]:.2f} | {r["gflops"]:.1f} | {r["flop_ratio"]:.2f} |'
+            f' {r["measured_over_predicted"]:.2f} | {mem} | {mem_ratio} |')
+    for what, fit in result.get('growth', {}).items():
+        lines.append(f'\ncost vs {what}: {fit["intercept"]:.3f} + '
+                     f'{fit["slope"]:.3f} x {what} s/iter, largest deviation '
+                     f'from the line {100 * fit["max_rel_dev"]:.1f} %')
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    main()
