@@ -323,3 +323,20 @@ def test_attack_arguments_are_checked(attackable):
         evaluate_attacks(model, data, fgsm_eps=(-1, ))
     with pytest.raises(ValueError, match='pixel_range'):
         PixelSpaceClassifier(model, 2.0)
+
+
+def test_load_classifier_takes_the_configs_data_preprocessor(tmp_path):
+    """The config's top-level preprocessor (mean/std/to_rgb) reaches the
+    model, as in mmengine's Runner; without it the classifier would be
+    evaluated on unnormalised pixels."""
+    from pathlib import Path
+
+    from aemim_mm.evaluation.inference import load_classifier
+    repo = Path(__file__).resolve().parents[1]
+    model, _ = load_classifier(
+        str(repo / 'configs' / 'finetune' / 'vit-t-p4_cifar10_ft.py'), None,
+        cfg_options={'model.backbone.init_cfg': None})
+    prep = model.data_preprocessor
+    assert prep._enable_normalize and prep.to_rgb
+    assert prep.mean.flatten().tolist() == pytest.approx(
+        [125.307, 122.961, 113.8575])

@@ -80,7 +80,12 @@ def load_classifier(config: Union[str, Config], checkpoint: Optional[str],
     cfg = load_config(config, cfg_options)
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    model = MODELS.build(cfg.model)
+    model_cfg = cfg.model
+    if cfg.get('data_preprocessor') is not None:
+        # as mmengine's Runner does: the top-level preprocessor (mean, std,
+        # to_rgb) goes to the model, unless the model has its own
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    model = MODELS.build(model_cfg)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
                         logger='current')

@@ -14,6 +14,7 @@ recursively):
   <class>/<image>`` and ``ROOT/clean/<class>/<image>``, class folders named as
   in the training set (labels by sorted folder name, as ``CustomDataset``).
 """
+import os
 import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
@@ -229,7 +230,14 @@ def evaluate_cifar10_c(model: torch.nn.Module, pipeline: Sequence[dict],
         'clean': acc or None, 'corruptions': [...]}`` (all in %).
     """
     corruptions = list(corruptions or find_corruptions(root))
+    # the severities generated (tools/make_cifar10c.py --severities ...)
+    severities = sorted({
+        int(d)
+        for c in corruptions for d in os.listdir(osp.join(root, c))
+        if d.isdigit()
+    })
     top1 = evaluate_corruption_grid(model, pipeline, root, corruptions,
+                                    severities=severities,
                                     dataset_type='CustomDataset',
                                     batch_size=batch_size,
                                     num_workers=num_workers)
