@@ -1,0 +1,19 @@
+"""Mini-reproduction: MAE vs Fast AEMIM vs AEMIM on CIFAR-10.
+
+``tools/mini_repro.py`` runs :func:`run_pipeline` with a preset of
+``configs/mini_repro/`` (see ``docs/mini_repro.md``). Importing this package
+registers :class:`~aemim_mm.repro.hooks.EpochTimeHook` in mmpretrain's
+``HOOKS``.
+"""
+from .hooks import EpochTimeHook
+from .pipeline import encoders, run_pipeline
+from .preset import (METHOD_CONFIGS, METHOD_LABELS, load_preset,
+                     validate_preset)
+from .report import stat, write_report
+from .stages import equal_time_epochs
+
+__all__ = [
+    'EpochTimeHook', 'encoders', 'run_pipeline', 'METHOD_CONFIGS',
+    'METHOD_LABELS', 'load_preset', 'validate_preset', 'stat',
+    'write_report', 'equal_time_epochs'
+]
