@@ -28,7 +28,7 @@ def tiny_vit_classifier(num_classes: int, seed: int = 0):
     """A randomly initialised 1-layer ViT ImageClassifier on 32 px images."""
     torch.manual_seed(seed)
     model = MODELS.build(
-        dict(type='ImageClassifier',
+        dict(type='ImageClassifier', _scope_='mmpretrain',
              data_preprocessor=dict(type='ClsDataPreprocessor',
                                     mean=[123.675, 116.28, 103.53],
                                     std=[58.395, 57.12, 57.375], to_rgb=True),

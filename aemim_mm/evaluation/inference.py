@@ -85,7 +85,10 @@ def load_classifier(config: Union[str, Config], checkpoint: Optional[str],
         # as mmengine's Runner does: the top-level preprocessor (mean, std,
         # to_rgb) goes to the model, unless the model has its own
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    model = MODELS.build(model_cfg)
+    # built in the config's scope, whatever scope a detection config or
+    # test left as mmengine's default
+    model = MODELS.build(
+        dict(model_cfg, _scope_=cfg.get('default_scope') or 'mmpretrain'))
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
                         logger='current')
@@ -101,7 +104,7 @@ def build_dataset(dataset: Union[dict, Dataset], pipeline: Sequence[dict]):
     dominates the 75 small ImageNet-C / CIFAR-10-C sets.
     """
     if isinstance(dataset, dict):
-        cfg = dict(serialize_data=False)
+        cfg = dict(serialize_data=False, _scope_='mmpretrain')
         cfg.update(dataset)
         cfg['pipeline'] = list(pipeline)
         dataset = DATASETS.build(cfg)
@@ -138,9 +141,10 @@ def evaluate(model: torch.nn.Module, dataset: Dataset,
     model.eval()
     if not isinstance(metrics, (list, tuple)):
         metrics = [metrics]
-    # built from mmpretrain's registry: no default scope needed
-    evaluator = Evaluator(
-        [METRICS.build(m) if isinstance(m, dict) else m for m in metrics])
+    evaluator = Evaluator([
+        METRICS.build(dict(m, _scope_='mmpretrain')) if isinstance(m, dict)
+        else m for m in metrics
+    ])
     evaluator.dataset_meta = getattr(dataset, 'metainfo', None)
     loader = make_loader(dataset, batch_size, num_workers)
     progress = Progress(len(dataset), f'{name} (images)', log_interval_s)
