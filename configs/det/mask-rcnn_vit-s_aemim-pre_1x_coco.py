@@ -9,7 +9,8 @@
 # - neck: ViTDet's SimpleFeaturePyramid in place of FPN (strides 4-64,
 #   256 channels, LN); the RPN and RoI heads are mmdet's, unchanged;
 # - multi-scale training: short side 480-800 (step 32), long side <= 1333;
-# - AdamW lr 2e-3, betas (0.9, 0.999), wd 0.05 (none on norms, biases and
+# - AdamW base lr 2e-3 (lr = 2e-3 x 16 / 256 = 1.25e-4), betas (0.9, 0.999),
+#   wd 0.05 (none on norms, biases and
 #   pos_embed), layer-wise lr decay 0.75, batch 16 (2 per GPU x 8 GPUs);
 # - 1x: 12 epochs, 500 linear warm-up iterations, lr / 10 at epochs 9 and 11.
 #
@@ -69,7 +70,10 @@ optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(
-        type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.05),
+        # Table 3 gives a BASE lr, as Table 2 does: lr = base x batch / 256
+        # (MAE's convention) = 2e-3 x 16 / 256 = 1.25e-4
+        type='AdamW', lr=2e-3 * 16 / 256, betas=(0.9, 0.999),
+        weight_decay=0.05),
     constructor='ViTLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(
         layer_decay_rate=0.75,
