@@ -50,6 +50,7 @@ VALID: Dict[str, tuple] = {
                                 patch_size=8)),
     'LoadImageFromFileOrSkip': (TRANSFORMS, {}),
     'SkipCounterHook': (HOOKS, {}),
+    'ReproducibleRandomnessHook': (HOOKS, {}),
 }
 
 
