@@ -181,6 +181,15 @@ class AdversarialMIMWrapper(BaseModel):
         memory); see :func:`clean_first_train_step`."""
         return clean_first_train_step(self, self, data, optim_wrapper)
 
+    def clean_adapter_parameters(self) -> List[nn.Parameter]:
+        """The clean twins of the adversarial adapter parameters."""
+        params = dict(self.named_parameters())
+        twins = [
+            name.replace('.' + ADV_PREFIX, '.', 1) for name in params
+            if is_adversarial_key(name)
+        ]
+        return [params[n] for n in twins if params[n].requires_grad]
+
     def select_adversarial(self, batch_size: int,
                            device: torch.device) -> torch.Tensor:
         """Indices of ``round(adv_ratio * batch_size)`` random samples."""
@@ -356,9 +365,11 @@ def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
     with optim_wrapper.optim_context(model):
         losses = model(clean, mode='adversarial')
     loss_adv = losses['loss_adv']
-    if distributed:     # DDP wants every parameter in the synced graph
-        loss_adv = loss_adv + sum(p.sum() * 0 for p in module.parameters()
-                                  if p.requires_grad)
+    if distributed:     # DDP wants every parameter in the synced graph: add
+        # the clean adapters', which only the clean graph used (an empty
+        # adversarial subset already gives every parameter a zero term)
+        loss_adv = loss_adv + sum(
+            p.sum() * 0 for p in module.clean_adapter_parameters())
     optim_wrapper.update_params(loss_adv)
     _, log_vars = module.parse_losses(
         dict(loss_clean=loss_clean.detach(), **losses))

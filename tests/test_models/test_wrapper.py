@@ -302,3 +302,16 @@ def test_clean_first_train_step_gives_the_gradients_of_loss(adv_ratio):
                      rtol=1e-4, atol=1e-6, msg=name)
     for key in ('loss', 'loss_clean', 'loss_adv', 'rec_clean', 'rec_adv'):
         assert_close(log_vars[key], ref_vars[key], msg=key)
+
+
+@pytest.mark.parametrize('adapter,expected', [
+    ('ln', {'algorithm.backbone.ln1.weight', 'algorithm.neck.ln1.bias'}),
+    ('cls_token', {'algorithm.backbone.cls_token'}), ('none', set())])
+def test_clean_adapter_parameters(adapter, expected):
+    wrapper = build_wrapper(adapter=adapter)
+    names = {n for n, p in wrapper.named_parameters()
+             if any(p is q for q in wrapper.clean_adapter_parameters())}
+    assert expected <= names
+    assert not any(n.rsplit('.', 1)[-1].startswith('adv_') for n in names)
+    if adapter == 'none':
+        assert not names
