@@ -219,6 +219,17 @@ def is_adversarial_key(key: str) -> bool:
     return key.rsplit('.', 1)[-1].startswith(ADV_PREFIX)
 
 
+def clean_twin_key(key: str) -> str:
+    """The clean twin of an adversarial key: ``a.b.adv_weight`` -> ``a.b.weight``.
+
+    Only the leaf name changes, whatever the module path holds.
+    """
+    head, dot, leaf = key.rpartition('.')
+    if not leaf.startswith(ADV_PREFIX):
+        raise ValueError(f'{key!r} is not an adversarial adapter key.')
+    return head + dot + leaf[len(ADV_PREFIX):]
+
+
 def adversarial_state_dict_keys(state_dict: dict) -> List[str]:
     """The keys of ``state_dict`` that hold adversarial adapter parameters."""
     return [k for k in state_dict if is_adversarial_key(k)]

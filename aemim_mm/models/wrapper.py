@@ -21,8 +21,9 @@ from torch import nn
 
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
-from .adapters import (ADAPTERS, ADV_PREFIX, adapter_route, convert_adapters,
-                       is_adversarial_key, reset_adversarial_adapters)
+from .adapters import (ADAPTERS, adapter_route, clean_twin_key,
+                       convert_adapters, is_adversarial_key,
+                       reset_adversarial_adapters)
 from .algorithms import build_mim_interface
 from .attack import feature_distance
 from .randomness import START, SampleRandomness
@@ -184,10 +185,7 @@ class AdversarialMIMWrapper(BaseModel):
     def clean_adapter_parameters(self) -> List[nn.Parameter]:
         """The clean twins of the adversarial adapter parameters."""
         params = dict(self.named_parameters())
-        twins = [
-            name.replace('.' + ADV_PREFIX, '.', 1) for name in params
-            if is_adversarial_key(name)
-        ]
+        twins = [clean_twin_key(n) for n in params if is_adversarial_key(n)]
         return [params[n] for n in twins if params[n].requires_grad]
 
     def select_adversarial(self, batch_size: int,
@@ -403,8 +401,7 @@ def _add_algorithm_prefix(module, state_dict, prefix, *args):
                 (_ALGO, 'data_preprocessor.')):
             state_dict[prefix + _ALGO + rest] = state_dict.pop(key)
     for name, _ in module.named_parameters():
-        head, _, leaf = name.rpartition('.')
-        if leaf.startswith(ADV_PREFIX) and prefix + name not in state_dict:
-            clean = f'{prefix}{head}.{leaf[len(ADV_PREFIX):]}'
+        if is_adversarial_key(name) and prefix + name not in state_dict:
+            clean = prefix + clean_twin_key(name)
             if clean in state_dict:
                 state_dict[prefix + name] = state_dict[clean]

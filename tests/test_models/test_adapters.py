@@ -127,3 +127,19 @@ def test_optimizer_rules_match_adapter_names():
     adv = [n for n in names if n.rsplit('.', 1)[-1].startswith('adv_')]
     assert adv and all(decay[id(names[n])] == 0 for n in adv)
     assert decay[id(names['backbone.layers.0.attn.qkv.weight'])] == 0.05
+
+
+@pytest.mark.parametrize('key,twin', [
+    ('backbone.layers.0.ln1.adv_weight', 'backbone.layers.0.ln1.weight'),
+    ('backbone.adv_cls_token', 'backbone.cls_token'),
+    ('adv_head.adv_bias', 'adv_head.bias'),       # only the leaf changes
+])
+def test_clean_twin_key(key, twin):
+    from aemim_mm.models.adapters import clean_twin_key
+    assert clean_twin_key(key) == twin
+
+
+def test_clean_twin_key_rejects_clean_keys():
+    from aemim_mm.models.adapters import clean_twin_key
+    with pytest.raises(ValueError, match='not an adversarial adapter key'):
+        clean_twin_key('backbone.adv_block.weight')

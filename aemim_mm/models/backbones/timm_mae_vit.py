@@ -25,6 +25,7 @@ from mmengine.model import BaseModule
 from mmpretrain.models import MAEViT
 from mmpretrain.models.utils import build_2d_sincos_position_embedding
 from mmpretrain.registry import MODELS
+from ..adapters import is_adversarial_key
 from timm.layers import PatchEmbed
 from timm.models import named_apply
 from timm.models.vision_transformer import Block
@@ -385,5 +386,5 @@ class TimmMAEViT(BaseModule):
         return {
             key: value.detach().clone()
             for key, value in self.state_dict().items()
-            if not key.rsplit('.', 1)[-1].startswith('adv_')
+            if not is_adversarial_key(key)
         }
