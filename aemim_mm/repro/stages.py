@@ -17,6 +17,7 @@ import shutil
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..utils.config_fixes import enable_amp, strip_collate_scope
 from .preset import FINETUNE_CONFIG, LINPROBE_CONFIG, METHOD_CONFIGS
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -154,7 +155,7 @@ def _common(cfg, work_dir: str, seed: int, log_interval: int,
                              enable=True)  # lr = base lr x batch / base batch
     cfg.resume, cfg.load_from = True, None  # continue a killed stage
     cfg.experiment_name = f'{tag}_{time.strftime("%Y%m%d_%H%M%S")}'
-    _tool('train').strip_collate_scope(cfg)
+    strip_collate_scope(cfg)
 
 
 def pretrain_config(method: str, work_dir: str, seed: int, data_root: str,
@@ -183,7 +184,7 @@ def pretrain_config(method: str, work_dir: str, seed: int, data_root: str,
     ]
     _common(cfg, work_dir, seed, p['log_interval'], f'pretrain_{method}')
     if p['amp']:
-        _tool('train').enable_amp(cfg)
+        enable_amp(cfg)
     return cfg
 
 
