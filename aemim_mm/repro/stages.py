@@ -13,12 +13,14 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import itertools
 import shutil
-import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..utils.config_fixes import enable_amp, strip_collate_scope
 from .preset import FINETUNE_CONFIG, LINPROBE_CONFIG, METHOD_CONFIGS
+
+_STAGE_IDS = itertools.count()  # see _common
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLASSIFIER_CONFIGS = {'finetune': FINETUNE_CONFIG,
@@ -154,7 +156,10 @@ def _common(cfg, work_dir: str, seed: int, log_interval: int,
     cfg.auto_scale_lr = dict(base_batch_size=cfg.auto_scale_lr.base_batch_size,
                              enable=True)  # lr = base lr x batch / base batch
     cfg.resume, cfg.load_from = True, None  # continue a killed stage
-    cfg.experiment_name = f'{tag}_{time.strftime("%Y%m%d_%H%M%S")}'
+    # mmengine keys the logger, message hub and visualizer by this name (plus
+    # a 1-second timestamp it appends): unique per stage of this process, so
+    # two stages started in the same second never share a log file
+    cfg.experiment_name = f'{tag}_seed{seed}_{next(_STAGE_IDS)}'
     strip_collate_scope(cfg)
 
 
