@@ -8,11 +8,23 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+LINUX = sys.platform.startswith('linux')
+
+
+def load_benchmark():
+    """tools/benchmark.py as a module (tools/ is not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_tool', REPO / 'tools' / 'benchmark.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_benchmark(tmp_path: Path, *args: str) -> dict:
     out = tmp_path / 'bench.json'
     env = dict(os.environ, OMP_NUM_THREADS='1', OMP_WAIT_POLICY='PASSIVE')
+    env.pop('GLIBC_TUNABLES', None)     # the script chooses its own
     proc = subprocess.run(
         [sys.executable, str(REPO / 'tools' / 'benchmark.py'), '--preset',
          'smoke', '--warmup', '1', '--reps', '2', '--out', str(out), *args],
@@ -38,6 +50,34 @@ def test_benchmark_reports_every_variant(tmp_path: Path):
     assert flops['aemim'] > flops['fast_aemim'] > flops['mae']
     # AEMIM: two full MAE passes plus two encoder-only attack steps
     assert 2.0 < rows['aemim']['flop_ratio'] < 4.0
+    assert result['targets'] == []      # the smoke preset has none
+    if LINUX:   # timed with the caching malloc settings (re-exec)
+        assert result['glibc_tunables'] == load_benchmark().TIMING_TUNABLES
+
+
+@pytest.mark.skipif(not LINUX, reason='glibc tunables are Linux-only')
+def test_malloc_default_keeps_the_environment(tmp_path: Path):
+    result = run_benchmark(tmp_path, '--malloc', 'default', '--no-memory',
+                           '--variants', 'wrapper_attack_off')
+    assert result['glibc_tunables'] is None
+
+
+def test_targets_are_checked_and_printed():
+    bench = load_benchmark()
+    rows = {'wrapper_attack_off': dict(ratio=1.01),
+            'fast_aemim': dict(ratio=1.2801),
+            'aemim': dict(ratio=2.25, mem_ratio=None)}
+    checked = bench.check_targets(rows, bench.TARGETS['cpu'])
+    assert [(t['variant'], t['what'], t['met']) for t in checked] == [
+        ('wrapper_attack_off', 'ratio', True),
+        ('fast_aemim', 'ratio', False),     # 1.2801 > 1.28: no rounding
+        ('aemim', 'ratio', True),
+        ('aemim', 'mem_ratio', None)]       # memory not measured
+    table = bench.format_table(dict(
+        preset='cpu', device_name='CPU', batch=16, reps=1, warmup=0,
+        variants={}, targets=checked))
+    assert 'target fast_aemim ratio <= 1.28: 1.280, NOT met' in table
+    assert 'target aemim mem_ratio <= 1.3: -, not measured' in table
 
 
 def test_benchmark_sweep_and_growth_fit(tmp_path: Path):
@@ -66,3 +106,38 @@ def test_benchmark_rejects_bad_arguments(tmp_path: Path, args, message):
     assert proc.returncode != 0
     import re
     assert re.search(message, proc.stderr + proc.stdout), proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize('result_file', ['benchmark_cpu.json'])
+def test_readme_tables_come_from_the_committed_results(result_file):
+    """Every row and target line of the README's performance table is what
+    format_table prints for the committed JSON, whose command is quoted."""
+    bench = load_benchmark()
+    result = json.loads((REPO / 'docs' / 'results' / result_file).read_text())
+    readme = (REPO / 'README.md').read_text()
+    assert result['command'].split(' ', 1)[1] in readme   # the command
+    lines = [ln for ln in bench.format_table(result).splitlines()
+             if ln.startswith(('| ', 'target ', 'cost vs '))]
+    assert len(lines) > len(result['variants'])
+    for line in lines:
+        assert line in readme, f'README lacks: {line}'
+
+
+@pytest.mark.parametrize('result_file,preset', [
+    ('benchmark_cpu_batch8.json', False), ('benchmark_cpu.json', True),
+    ('benchmark_cpu_batch32.json', False)])
+def test_readme_batch_table_comes_from_the_committed_results(result_file,
+                                                             preset):
+    result = json.loads((REPO / 'docs' / 'results' / result_file).read_text())
+    rows, batch = result['variants'], result['batch']
+    readme = (REPO / 'README.md').read_text()
+    fast = rows['fast_aemim']
+    line = (f'| {batch}{" (preset)" if preset else ""} | {batch // 4} | '
+            f'{rows["wrapper_attack_off"]["ratio"]:.3f} | '
+            f'{fast["ratio"]:.3f} ({fast["measured_over_predicted"]:.3f}) | '
+            f'{rows["aemim"]["ratio"]:.3f} | '
+            f'{rows["aemim"]["mem_ratio"]:.3f} |')
+    assert line in readme
+    assert f'--batch {batch} --reps {result["reps"]} --warmup ' \
+        f'{result["warmup"]} --out docs/results/{result_file}' in readme \
+        or preset

@@ -26,6 +26,7 @@ from .adapters import (ADAPTERS, adapter_route, clean_twin_key,
                        reset_adversarial_adapters)
 from .algorithms import build_mim_interface
 from .attack import feature_distance
+from .patchify import patchify_as_matmul
 from .randomness import START, SampleRandomness
 
 _ALGO = 'algorithm.'
@@ -157,10 +158,11 @@ class AdversarialMIMWrapper(BaseModel):
         target_feat = clean.feat_clean[idx]                 # sg(E(x^m))
         with adapter_route(self, 'adv'):
             # 5-10: x_a = PGD-T on L_adv, random start, parameters fixed
-            attack = self.attack(
-                x_sel, self._adv_loss(mask_sel, target_feat, x_sel),
-                *self.pixel_stats(x),
-                noise=clean.rng.rand(x.shape[1:], START, idx))
+            with patchify_as_matmul(self.algorithm):    # faster d/dx on CPU
+                attack = self.attack(
+                    x_sel, self._adv_loss(mask_sel, target_feat, x_sel),
+                    *self.pixel_stats(x),
+                    noise=clean.rng.rand(x.shape[1:], START, idx))
             # 12: L_a = L_mim(F(x_a^m; psi + phi_a), x)   (target: CLEAN x)
             rec_adv, feat_adv, _ = self.mim.reconstruction_loss(
                 attack.x_adv, mask_sel, target=x_sel)
