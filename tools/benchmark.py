@@ -36,11 +36,10 @@ Usage::
     python tools/benchmark.py --preset gpu --batch 256 --reps 10
 
 Presets: ``cpu`` = ViT-S/16 (deit-small) at 224 px with the paper's 8 x 512
-decoder, batch 16 (Fast AEMIM's 25 % is then 4 samples, 200 encoder tokens:
-enough rows for the matrix products to run as efficiently per FLOP as the
-full batch's, as with the paper's 128 of 512 per GPU; at batch 8 the subset's
-2 samples run about 10 % less efficiently and Fast AEMIM measures 1.31x, see
-the README); ``gpu`` =
+decoder, batch 16 (Fast AEMIM's 25 % is then 4 samples, 200 encoder tokens;
+the subset's smaller matrix products still run a few per cent less
+efficiently per FLOP than the full batch's: Fast AEMIM measured 1.326x at
+batch 8, 1.312x at 16 and 1.282x at 32, see the README); ``gpu`` =
 ViT-B/16 at 224 px, AMP (bf16 autocast), batch 128; ``smoke`` = a tiny model
 for the tests. ``--sweep`` adds AEMIM with steps 1-3 at adv_ratio 1 and with adv_ratio
 0.25-1 at steps 1, to show how the cost grows.
@@ -220,8 +219,8 @@ def measure_cpu_memory(name: str, args: argparse.Namespace) -> int:
     if args.sweep:
         cmd.append('--sweep')
     env = dict(os.environ)
-    env.setdefault('GLIBC_TUNABLES', MEMORY_TUNABLES)
-    if env['GLIBC_TUNABLES'] == TIMING_TUNABLES:    # set by our own re-exec
+    # unset, or the timing settings of our own re-exec: measure with ours
+    if env.get('GLIBC_TUNABLES') in (None, TIMING_TUNABLES):
         env['GLIBC_TUNABLES'] = MEMORY_TUNABLES
     out = subprocess.run(cmd, capture_output=True, text=True, env=env,
                          check=True).stdout
@@ -402,9 +401,9 @@ def format_table(result: dict) -> str:
                      f'from the line {100 * fit["max_rel_dev"]:.1f} %')
     if result.get('targets'):
         lines.append('')
+    verdict = {True: 'met', False: 'NOT met', None: 'not measured'}
     for t in result.get('targets', []):
         value = '-' if t['value'] is None else f'{t["value"]:.3f}'
-        verdict = {True: 'met', False: 'NOT met', None: 'not measured'}
         lines.append(f'target {t["variant"]} {t["what"]} <= {t["limit"]}: '
                      f'{value}, {verdict[t["met"]]}')
     return '\n'.join(lines)

@@ -10,10 +10,10 @@ data size, depth, schedule length, batch size and workers.
 """
 import functools
 import importlib.util
+import itertools
 import json
 import os
 import os.path as osp
-import itertools
 import shutil
 from typing import Any, Dict, List, Optional, Sequence
 
