@@ -14,7 +14,6 @@ cifar10_jpg.tar.gz). Output: OUT/<corruption>/<severity>/<class>/*.png,
 OUT/clean/<class>/*.png and OUT/meta.json. Progress and ETA are logged.
 """
 import argparse
-import importlib.util
 import os.path as osp
 import sys
 from typing import List, Optional
@@ -25,6 +24,7 @@ if _REPO_ROOT not in sys.path:
 
 from mmengine.logging import print_log  # noqa: E402
 
+from aemim_mm.datasets.cifar10_archive import prepare_cifar10  # noqa: E402
 from aemim_mm.evaluation.corruption import (corruption_names,  # noqa: E402
                                             make_corrupted_set)
 
@@ -62,15 +62,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def _prepare_cifar10() -> None:
-    path = osp.join(_REPO_ROOT, 'tools', 'prepare_cifar10.py')
-    spec = importlib.util.spec_from_file_location('_prepare_cifar10', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if module.main([]) != 0:
-        raise SystemExit('tools/prepare_cifar10.py failed')
-
-
 def main(argv: Optional[List[str]] = None) -> dict:
     """Generate the corrupted set."""
     args = parse_args(argv)
@@ -79,7 +70,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
             raise SystemExit(f'error: source folder not found: {args.src}')
         print_log(f'{args.src} missing: extracting CIFAR-10 first',
                   logger='current')
-        _prepare_cifar10()
+        try:
+            prepare_cifar10()
+        except (FileNotFoundError, ValueError) as err:
+            raise SystemExit(f'error: {err}')
     meta = make_corrupted_set(args.src, args.out, args.corruptions,
                               args.severities, args.max_per_class, args.seed)
     print_log(

@@ -10,11 +10,9 @@ The checkpoint is read with ``torch.load(weights_only=True)``; importing
 ``aemim_mm`` allows what mmengine checkpoints legitimately hold.
 """
 import argparse
-import importlib.util
 import os
 import os.path as osp
 import sys
-from types import ModuleType
 from typing import List, Optional
 
 # ``python tools/test.py`` puts tools/ (not the repository root) on sys.path.
@@ -27,18 +25,9 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import aemim_mm  # noqa: E402,F401  (registration + checkpoint safe globals)
-
-
-def _load_train_module() -> ModuleType:
-    """Load tools/train.py (not a package) to share its config fix-ups."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'train.py')
-    spec = importlib.util.spec_from_file_location('_aemim_tools_train', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_train = _load_train_module()
+from aemim_mm.utils.config_fixes import strip_collate_scope  # noqa: E402
+from aemim_mm.utils.distributed import (  # noqa: E402
+    end_process_group, init_cpu_process_group, use_cpu_distributed)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -120,8 +109,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             evaluator, (list, tuple)) else [evaluator, dump])
 
     if not torch.cuda.is_available():
-        _train.use_cpu_distributed(cfg)
-    _train.strip_collate_scope(cfg)
+        use_cpu_distributed(cfg)
+    strip_collate_scope(cfg)
     return cfg
 
 
@@ -133,11 +122,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     """
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
-    started = _train.init_cpu_process_group(cfg)
+    started = init_cpu_process_group(cfg)
     runner = Runner.from_cfg(cfg)
     runner.test()
     if started:
-        _train.end_process_group()
+        end_process_group()
 
 
 if __name__ == '__main__':

@@ -11,7 +11,6 @@ CPU too: without CUDA the ``gloo`` backend is used) or
 ``tools/slurm_train.sh``.
 """
 import argparse
-import datetime
 import os
 import os.path as osp
 import sys
@@ -25,12 +24,13 @@ if _REPO_ROOT not in sys.path:
 
 import torch  # noqa: E402
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import aemim_mm  # noqa: E402,F401  (registration + checkpoint safe globals)
-from aemim_mm.utils.config_fixes import (  # noqa: E402,F401  (also used
-    enable_amp, strip_collate_scope)  # by tools/test.py via this module)
+from aemim_mm.utils.config_fixes import (  # noqa: E402
+    enable_amp, strip_collate_scope)
+from aemim_mm.utils.distributed import (  # noqa: E402
+    end_process_group, init_cpu_process_group, use_cpu_distributed)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -83,79 +83,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
-
-
-def use_cpu_distributed(cfg: Config) -> None:
-    """Make distributed training work without CUDA (gloo, CPU DDP).
-
-    NCCL needs CUDA, so the process group uses ``gloo``. mmengine's default
-    ``MMDistributedDataParallel`` gets ``device_ids=[LOCAL_RANK]``, which torch
-    refuses for a CPU module, so ``device_ids=None`` is set in
-    ``model_wrapper_cfg`` (with mmengine's other defaults). This lets
-    ``tools/dist_train.sh CONFIG 2`` run two CPU processes.
-
-    Args:
-        cfg: The config, changed in place.
-    """
-    env_cfg = cfg.setdefault('env_cfg', ConfigDict())
-    dist_cfg = env_cfg.setdefault('dist_cfg', ConfigDict())
-    if dist_cfg.get('backend') != 'gloo':
-        print_log(
-            f'CUDA is not available: env_cfg.dist_cfg.backend '
-            f'{dist_cfg.get("backend")!r} -> \'gloo\'',
-            logger='current')
-        dist_cfg.backend = 'gloo'
-    if cfg.get('launcher', 'none') != 'none':
-        wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
-            type='MMDistributedDataParallel',
-            broadcast_buffers=False,
-            find_unused_parameters=cfg.get('find_unused_parameters', False))
-        if wrapper.get('type', 'MMDistributedDataParallel') in (
-                'MMDistributedDataParallel', 'AEMIMDistributedDataParallel'):
-            wrapper.setdefault('device_ids', None)
-        cfg.model_wrapper_cfg = wrapper
-
-
-def init_cpu_process_group(cfg: Config) -> bool:
-    """Start the gloo process group for ``--launcher pytorch`` without CUDA.
-
-    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` for every
-    launcher, which fails on a machine without CUDA. Starting the process
-    group here (from the environment that ``torch.distributed.run`` sets) makes
-    the Runner skip its own ``init_dist``. Does nothing with CUDA, without a
-    launcher, or when a process group exists.
-
-    Args:
-        cfg: The config after :func:`merge_args` (``launcher``, ``env_cfg``).
-
-    Returns:
-        Whether a process group was started (then the caller ends it with
-        :func:`end_process_group`).
-
-    Raises:
-        RuntimeError: For the ``slurm`` / ``mpi`` launchers without CUDA.
-    """
-    launcher = cfg.get('launcher', 'none')
-    if (launcher == 'none' or torch.cuda.is_available()
-            or torch.distributed.is_initialized()):
-        return False
-    if launcher != 'pytorch':
-        raise RuntimeError(
-            f'--launcher {launcher} needs CUDA (mmengine sets a CUDA device '
-            'for it); without CUDA use --launcher pytorch '
-            '(tools/dist_train.sh)')
-    kwargs = dict(cfg.env_cfg.get('dist_cfg', {}))
-    kwargs['backend'] = 'gloo'
-    if kwargs.get('timeout') is not None:  # seconds, as in mmengine
-        kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
-    torch.distributed.init_process_group(**kwargs)
-    return True
-
-
-def end_process_group() -> None:
-    """Wait for all ranks, then end the process group (a clean exit)."""
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:

@@ -1,4 +1,6 @@
-"""Datasets: the embedded scikit-image photo set used by the demo."""
+"""Datasets: the embedded scikit-image photo set used by the demo, the
+loading transform that skips unreadable images, and the CIFAR-10 archive
+(:mod:`.cifar10_archive`)."""
 from .skimage_photos import SkimagePhotos
 
 __all__ = ['SkimagePhotos']

@@ -8,8 +8,6 @@ linear-probe configs, and :mod:`aemim_mm.evaluation` (clean top-1,
 CIFAR-10-C-like corruptions, FGSM / PGD with ART). The preset only changes
 data size, depth, schedule length, batch size and workers.
 """
-import functools
-import importlib.util
 import itertools
 import json
 import os
@@ -17,6 +15,7 @@ import os.path as osp
 import shutil
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..datasets import cifar10_archive
 from ..utils.config_fixes import enable_amp, strip_collate_scope
 from .preset import FINETUNE_CONFIG, LINPROBE_CONFIG, METHOD_CONFIGS
 
@@ -27,17 +26,6 @@ CLASSIFIER_CONFIGS = {'finetune': FINETUNE_CONFIG,
                       'linprobe': LINPROBE_CONFIG}
 #: ViT-T/4 width (DeiT-tiny): used with a reduced depth.
 VIT_T = dict(embed_dims=192, num_heads=3, feedforward_channels=768)
-
-
-@functools.lru_cache(maxsize=None)
-def _tool(name: str):
-    """Import ``tools/<name>.py`` (the tools folder is not a package)."""
-    path = osp.join(REPO_ROOT, 'tools', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'_mini_repro_{name}',
-                                                  path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---------------------------------------------------------------- data
@@ -56,13 +44,13 @@ def check_data_source(root: str, is_default: bool) -> None:
     """
     if all(osp.isdir(osp.join(root, s)) for s in ('train', 'test')):
         return
-    prepare = _tool('prepare_cifar10')
-    if is_default and osp.isfile(prepare.DEFAULT_SRC):
+    if is_default and osp.isfile(cifar10_archive.DEFAULT_SRC):
         return  # extracted by the data stage
     raise FileNotFoundError(
         f'CIFAR-10 not found: {root} needs train/<class>/ and test/<class>/ '
         f'folders. Run `python tools/prepare_cifar10.py` (archive '
-        f'{prepare.DEFAULT_SRC}), or pass --data-root / set CIFAR10_ROOT.')
+        f'{cifar10_archive.DEFAULT_SRC}), or pass --data-root / set '
+        f'CIFAR10_ROOT.')
 
 
 def _copy_split(src: str, dst: str, per_class: Optional[int]) -> int:
@@ -90,8 +78,7 @@ def make_data(folder: str, source: str, is_default: bool,
     if not all(osp.isdir(osp.join(source, s)) for s in ('train', 'test')):
         if not is_default:
             raise FileNotFoundError(f'CIFAR-10 not found in {source}')
-        if _tool('prepare_cifar10').main(['--out', source]) != 0:
-            raise RuntimeError('tools/prepare_cifar10.py failed')
+        cifar10_archive.prepare_cifar10(out=source)
     counts = {
         'train': _copy_split(osp.join(source, 'train'),
                              osp.join(folder, 'train'), train_per_class),
