@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 LINUX = sys.platform.startswith('linux')
@@ -80,6 +81,41 @@ def test_targets_are_checked_and_printed():
     assert 'target aemim mem_ratio <= 1.3: -, not measured' in table
 
 
+@pytest.mark.parametrize('times,expected', [
+    ([2.6, 2.2, 2.7], (1.1, 1.3)),      # each over MAE's time of its rep
+    ([2.0, 2.0, 2.0], (0.9090909, 1.0)),
+    ([2.0, 2.0], None),                 # not one time per repetition
+    (None, None),                       # an old result without times
+])
+def test_rep_ratio_range(times, expected):
+    bench = load_benchmark()
+    rows = {'mae': dict(times_s=[2.0, 2.0, 2.2]),
+            'fast_aemim': {} if times is None else dict(times_s=times)}
+    spread = bench.rep_ratio_range(rows, 'fast_aemim')
+    if expected is None:
+        assert spread is None
+    else:
+        torch.testing.assert_close(spread, expected)
+
+
+def test_table_shows_the_spread_of_repetitions():
+    bench = load_benchmark()
+    row = dict(steps=1, adv_ratio=0.25, median_s=2.6, images_per_s=1.0,
+               ratio=1.3, gflops=1.0, flop_ratio=1.28,
+               measured_over_predicted=1.3 / 1.28, peak_mem_mib=None,
+               mem_ratio=None, times_s=[2.6, 2.2, 2.7])
+    mae = dict(row, steps=0, adv_ratio=0.0, ratio=1.0, times_s=[2.0] * 3)
+    rows = {'mae': mae, 'fast_aemim': row}
+    table = bench.format_table(dict(
+        preset='cpu', device_name='CPU', batch=16, reps=3, warmup=0,
+        variants=rows, targets=bench.check_targets(
+            rows, [('fast_aemim', 'ratio', 1.28)])))
+    assert '| fast_aemim | 1 | 0.25 | 2.600 | 1.00 | 1.300 | 1.100–1.350 |' \
+        in table
+    assert 'target fast_aemim ratio <= 1.28: 1.300 (repetitions ' \
+        '1.100–1.350), NOT met' in table
+
+
 def test_benchmark_sweep_and_growth_fit(tmp_path: Path):
     result = run_benchmark(tmp_path, '--sweep', '--no-memory', '--variants',
                            'aemim_steps1', 'aemim_steps2', 'aemim_steps3')
@@ -141,3 +177,42 @@ def test_readme_batch_table_comes_from_the_committed_results(result_file,
     assert f'--batch {batch} --reps {result["reps"]} --warmup ' \
         f'{result["warmup"]} --out docs/results/{result_file}' in readme \
         or preset
+
+
+REPEATS = ['benchmark_cpu.json'] + [f'benchmark_cpu_repeat{i}.json'
+                                    for i in (1, 2, 3)]
+
+
+@pytest.mark.parametrize('run', [1, 2, 3])
+def test_readme_repeat_rows_come_from_the_committed_results(run):
+    result = json.loads((REPO / 'docs' / 'results' /
+                         f'benchmark_cpu_repeat{run}.json').read_text())
+    rows = result['variants']
+    line = (f'| repeat {run} | {rows["mae"]["median_s"]:.3f} | '
+            f'{rows["wrapper_attack_off"]["ratio"]:.3f} | '
+            f'{rows["fast_aemim"]["ratio"]:.3f} | '
+            f'{rows["aemim"]["ratio"]:.3f} |')
+    readme = (REPO / 'README.md').read_text()
+    assert line in readme
+    assert result['command'] == (
+        'python tools/benchmark.py --preset cpu --reps 5 --warmup 1 '
+        f'--no-memory --out docs/results/benchmark_cpu_repeat{run}.json')
+    assert result['batch'] == 16
+
+
+def test_readme_run_to_run_summary_comes_from_the_committed_results():
+    """Ranges, medians and 'met in k of 4' of the README's noise paragraph."""
+    import statistics
+    bench = load_benchmark()
+    results = [json.loads((REPO / 'docs' / 'results' / f).read_text())
+               for f in REPEATS]
+    readme = ' '.join((REPO / 'README.md').read_text().split())
+    limits = {v: limit for v, what, limit in bench.TARGETS['cpu']
+              if what == 'ratio'}
+    for name in ('wrapper_attack_off', 'fast_aemim', 'aemim'):
+        ratios = [r['variants'][name]['ratio'] for r in results]
+        met = sum(x <= limits[name] for x in ratios)
+        assert (f'{min(ratios):.3f}–{max(ratios):.3f}× (target met in {met} '
+                f'of 4' in readme or f'{min(ratios):.3f}–{max(ratios):.3f}× '
+                f'(met in {met} of 4' in readme), name
+        assert f'{statistics.median(ratios):.3f}×' in readme, name

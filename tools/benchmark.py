@@ -7,7 +7,9 @@ optimizer step) of every variant in turn. Reported per variant:
 
 * median iteration time and images/s;
 * ``ratio``: median time over plain MAE's, the paper's "relative pre-training
-  time per epoch";
+  time per epoch", and the smallest and largest ratio of single
+  repetitions (each variant's time over MAE's in the same repetition): the
+  machine's noise, to read the ratio and the targets against;
 * FLOPs of one training iteration, counted by
   :class:`torch.utils.flop_counter.FlopCounterMode` (forward, attack and
   backward), their ratio to MAE's and ``measured / predicted``: the time ratio
@@ -376,6 +378,22 @@ def main(argv: Optional[List[str]] = None) -> dict:
     return result
 
 
+def rep_ratio_range(rows: Dict[str, dict],
+                    name: str) -> Optional[Tuple[float, float]]:
+    """Smallest and largest ratio of one repetition's time of ``name`` to
+    MAE's time in the same repetition (``None`` without per-rep times).
+
+    The spread of these ratios shows how far the machine's noise moves the
+    reported ratio (the ratio of the medians).
+    """
+    times = rows.get(name, {}).get('times_s')
+    base = rows.get('mae', {}).get('times_s')
+    if not times or not base or len(times) != len(base):
+        return None
+    ratios = [t / b for t, b in zip(times, base)]
+    return min(ratios), max(ratios)
+
+
 def format_table(result: dict) -> str:
     """The result as a markdown table."""
     lines = [
@@ -383,17 +401,19 @@ def format_table(result: dict) -> str:
         f'{result["batch"]}, {result["reps"]} interleaved repetitions after '
         f'{result["warmup"]} warm-up', '',
         '| variant | steps | adv_ratio | median s/iter | images/s | ratio to '
-        'MAE | GFLOPs | FLOP ratio | measured / predicted | peak mem MiB | '
-        'mem ratio |', '|' + '---|' * 11
+        'MAE | ratio per repetition | GFLOPs | FLOP ratio | measured / '
+        'predicted | peak mem MiB | mem ratio |', '|' + '---|' * 12
     ]
-    for name, r in result['variants'].items():
+    rows = result['variants']
+    for name, r in rows.items():
         mem = ('-' if r['peak_mem_mib'] is None else
                f'{r["peak_mem_mib"]:.0f}')
         mem_ratio = '-' if r['mem_ratio'] is None else f'{r["mem_ratio"]:.3f}'
         lines.append(
             f'| {name} | {r["steps"]} | {r["adv_ratio"]} | '
             f'{r["median_s"]:.3f} | {r["images_per_s"]:.2f} | '
-            f'{r["ratio"]:.3f} | {r["gflops"]:.1f} | {r["flop_ratio"]:.3f} |'
+            f'{r["ratio"]:.3f} | {_format_range(rep_ratio_range(rows, name))}'
+            f' | {r["gflops"]:.1f} | {r["flop_ratio"]:.3f} |'
             f' {r["measured_over_predicted"]:.3f} | {mem} | {mem_ratio} |')
     for what, fit in result.get('growth', {}).items():
         lines.append(f'\ncost vs {what}: {fit["intercept"]:.3f} + '
@@ -404,9 +424,16 @@ def format_table(result: dict) -> str:
     verdict = {True: 'met', False: 'NOT met', None: 'not measured'}
     for t in result.get('targets', []):
         value = '-' if t['value'] is None else f'{t["value"]:.3f}'
+        spread = rep_ratio_range(rows, t['variant'])
+        if t['what'] == 'ratio' and spread is not None:
+            value += f' (repetitions {_format_range(spread)})'
         lines.append(f'target {t["variant"]} {t["what"]} <= {t["limit"]}: '
                      f'{value}, {verdict[t["met"]]}')
     return '\n'.join(lines)
+
+
+def _format_range(bounds: Optional[Tuple[float, float]]) -> str:
+    return '-' if bounds is None else f'{bounds[0]:.3f}–{bounds[1]:.3f}'
 
 
 def check_targets(rows: Dict[str, dict], targets) -> List[dict]:
