@@ -132,6 +132,7 @@ def test_benchmark_sweep_and_growth_fit(tmp_path: Path):
 @pytest.mark.parametrize('args,message', [
     (['--reps', '0'], '--reps must be >= 1'),
     (['--batch', '0'], '--batch must be >= 1'),
+    (['--processes', '0'], '--processes must be >= 1'),
     (['--variants', 'nope'], "--variants: unknown \\['nope'\\]"),
 ])
 def test_benchmark_rejects_bad_arguments(tmp_path: Path, args, message):
@@ -195,8 +196,9 @@ def test_readme_repeat_rows_come_from_the_committed_results(run):
     readme = (REPO / 'README.md').read_text()
     assert line in readme
     assert result['command'] == (
-        'python tools/benchmark.py --preset cpu --reps 5 --warmup 1 '
-        f'--no-memory --out docs/results/benchmark_cpu_repeat{run}.json')
+        'python tools/benchmark.py --preset cpu --processes 3 --reps 3 '
+        f'--warmup 2 --no-memory --out docs/results/benchmark_cpu_repeat{run}'
+        '.json')
     assert result['batch'] == 16
 
 
@@ -216,3 +218,38 @@ def test_readme_run_to_run_summary_comes_from_the_committed_results():
                 f'of 4' in readme or f'{min(ratios):.3f}–{max(ratios):.3f}× '
                 f'(met in {met} of 4' in readme), name
         assert f'{statistics.median(ratios):.3f}×' in readme, name
+
+
+def test_benchmark_in_several_processes(tmp_path: Path):
+    """--processes 2: two timing subprocesses; the ratio is the median of
+    the per-process ratios, the times are pooled."""
+    result = run_benchmark(tmp_path, '--processes', '2', '--no-memory',
+                           '--variants', 'wrapper_attack_off')
+    assert result['processes'] == 2
+    rows = result['variants']
+    for row in rows.values():
+        assert len(row['times_s']) == 4 and len(row['process_ratios']) == 2
+    torch.testing.assert_close(rows['mae']['process_ratios'], [1.0, 1.0])
+    wrapper = rows['wrapper_attack_off']
+    assert wrapper['ratio'] == pytest.approx(
+        sum(wrapper['process_ratios']) / 2)     # median of two
+    per_process = [wrapper['times_s'][:2], wrapper['times_s'][2:]]
+    mae = [rows['mae']['times_s'][:2], rows['mae']['times_s'][2:]]
+    for k in range(2):
+        assert wrapper['process_ratios'][k] == pytest.approx(
+            (sum(per_process[k]) / 2) / (sum(mae[k]) / 2))
+
+
+def test_warm_up_and_repetitions_are_interleaved_rounds(monkeypatch):
+    """Every warm-up round, like every timed one, steps each variant once
+    in turn (a model's first iteration allocates; see time_variants)."""
+    import argparse
+    bench = load_benchmark()
+    order = []
+    monkeypatch.setattr(bench.Runner, 'step',
+                        lambda self: order.append(self.name) or 0.5)
+    variants = {k: bench.BASE_VARIANTS[k] for k in ('mae', 'fast_aemim')}
+    times = bench.time_variants(variants, bench.PRESETS['smoke'],
+                                argparse.Namespace(warmup=2, reps=3))
+    assert order == ['mae', 'fast_aemim'] * 5
+    assert times == {'mae': [0.5] * 3, 'fast_aemim': [0.5] * 3}

@@ -1,4 +1,4 @@
-"""Tests of :mod:`aemim_mm.datasets.cifar10_archive` (tiny stand-in archives)."""
+"""Tests of :mod:`aemim_mm.datasets.cifar10_archive` (tiny archives)."""
 import io
 import tarfile
 from pathlib import Path

@@ -3,9 +3,13 @@
 All variants are built in ONE process and timed with interleaved repetitions
 after a warm-up, so that machine noise hits them alike. One repetition times
 one full training iteration (data preprocessor, forward, attack, backward,
-optimizer step) of every variant in turn. Reported per variant:
+optimizer step) of every variant in turn. ``--processes N`` repeats this
+in N fresh processes: on a CPU one process can be off as a whole (the
+same one-process command measured the wrapper with the attack off at
+1.001x to 1.038x MAE in four runs, see the README); the ratio is then the
+median of the N per-process ratios. Reported per variant:
 
-* median iteration time and images/s;
+* median iteration time (over all repetitions) and images/s;
 * ``ratio``: median time over plain MAE's, the paper's "relative pre-training
   time per epoch", and the smallest and largest ratio of single
   repetitions (each variant's time over MAE's in the same repetition): the
@@ -34,17 +38,18 @@ back at once and resident memory follows the live tensors. A
 
 Usage::
 
-    python tools/benchmark.py --preset cpu [--sweep] [--out FILE.json]
+    python tools/benchmark.py --preset cpu [--sweep] [--processes 3] \
+        [--out FILE.json]
     python tools/benchmark.py --preset gpu --batch 256 --reps 10
 
 Presets: ``cpu`` = ViT-S/16 (deit-small) at 224 px with the paper's 8 x 512
 decoder, batch 16 (Fast AEMIM's 25 % is then 4 samples, 200 encoder tokens;
 the subset's smaller matrix products still run a few per cent less
 efficiently per FLOP than the full batch's: Fast AEMIM measured 1.326x at
-batch 8, 1.312x at 16 and 1.282x at 32, see the README); ``gpu`` =
+batch 8, 1.297x at 16 and 1.282x at 32, see the README); ``gpu`` =
 ViT-B/16 at 224 px, AMP (bf16 autocast), batch 128; ``smoke`` = a tiny model
-for the tests. ``--sweep`` adds AEMIM with steps 1-3 at adv_ratio 1 and with adv_ratio
-0.25-1 at steps 1, to show how the cost grows.
+for the tests. ``--sweep`` adds AEMIM with steps 1-3 at adv_ratio 1 and
+with adv_ratio 0.25-1 at steps 1, to show how the cost grows.
 """
 import argparse
 import copy
@@ -54,6 +59,7 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Tuple
@@ -198,6 +204,69 @@ class Runner:
         return counter.get_total_flops()
 
 
+def time_variants(variants: Dict[str, Tuple[bool, int, float]],
+                  preset: dict, args: argparse.Namespace,
+                  runners: Optional[List[Runner]] = None
+                  ) -> Dict[str, List[float]]:
+    """Build every variant, warm up, then time interleaved repetitions.
+
+    Args:
+        variants: The variants to build.
+        preset: The preset (with the batch size).
+        args: ``warmup`` and ``reps``.
+        runners: If given, the built runners are appended to it (for the
+            FLOP count and the GPU memory measurement).
+
+    Returns:
+        Per variant, one iteration time per repetition (seconds).
+    """
+    built = [Runner(n, build_variant(n, variants, preset), preset)
+             for n in variants]
+    if runners is not None:
+        runners.extend(built)
+    # Warm-up in interleaved rounds, like the timed ones. A model's first
+    # iteration allocates its optimizer state, so the next model's pass
+    # lands on memory never touched before (page faults: after one warm-up
+    # round MAE's first timed iteration took 4.32 s against a median of
+    # 3.44 s, see the README); from the second round on every pass reuses
+    # memory the process already holds.
+    for _ in range(args.warmup):
+        for runner in built:
+            runner.step()
+    times: Dict[str, List[float]] = {r.name: [] for r in built}
+    start = time.perf_counter()
+    for rep in range(args.reps):                         # interleaved
+        for runner in built:
+            times[runner.name].append(runner.step())
+        done = time.perf_counter() - start
+        print(f'  repetition {rep + 1}/{args.reps} done, eta '
+              f'{done / (rep + 1) * (args.reps - rep - 1):.0f} s', flush=True)
+    return times
+
+
+def time_in_subprocess(index: int,
+                       args: argparse.Namespace) -> Dict[str, List[float]]:
+    """:func:`time_variants` in a fresh process (``--processes`` > 1).
+
+    Each process builds, places and warms up the models anew, so what makes
+    one process slow for one variant is not in every measurement.
+    """
+    print(f'process {index + 1}/{args.processes}', flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = osp.join(tmp, 'times.json')
+        cmd = [sys.executable, osp.abspath(__file__), '--preset',
+               args.preset, '--batch', str(args.batch), '--warmup',
+               str(args.warmup), '--reps', str(args.reps), '--malloc',
+               args.malloc, '--times-to', out]
+        if args.sweep:
+            cmd.append('--sweep')
+        if args.variants:
+            cmd += ['--variants', *args.variants]
+        subprocess.run(cmd, check=True)
+        with open(out) as f:
+            return json.load(f)
+
+
 def _status_kib(field: str) -> int:
     """A ``kB`` field of /proc/self/status (``VmRSS``, ``VmHWM``)."""
     with open('/proc/self/status') as f:
@@ -256,9 +325,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch', type=int, default=None,
                         help='batch size (default: the preset\'s)')
     parser.add_argument('--warmup', type=int, default=2,
-                        help='untimed iterations per variant (default 2)')
+                        help='untimed interleaved rounds before the timed '
+                        'ones (default 2; the first round allocates, see '
+                        'time_variants)')
     parser.add_argument('--reps', type=int, default=5,
                         help='timed, interleaved repetitions (default 5)')
+    parser.add_argument('--processes', type=int, default=1,
+                        help='time in this many fresh processes, each with '
+                        'its own warm-up and repetitions; the ratio is the '
+                        'median of the per-process ratios (default 1: in '
+                        'this process)')
     parser.add_argument('--sweep', action='store_true',
                         help='add steps 1-3 and adv_ratio 0.25-1 variants')
     parser.add_argument('--variants', nargs='+', default=None,
@@ -273,8 +349,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out', default='work_dirs/benchmark/result.json',
                         help='JSON output file')
     parser.add_argument('--memory-of', default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--times-to', default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ('warmup', 'reps'):
+    for name in ('warmup', 'reps', 'processes'):
         if getattr(args, name) < (0 if name == 'warmup' else 1):
             parser.error(f'--{name} must be >= {0 if name == "warmup" else 1},'
                          f' got {getattr(args, name)}')
@@ -303,23 +380,22 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if args.memory_of:
         memory_child(args.memory_of, variants, preset, args.reps)
         return {}
+    if args.times_to:   # a --processes child
+        with open(args.times_to, 'w') as f:
+            json.dump(time_variants(variants, preset, args), f)
+        return {}
 
     print(f'benchmark: preset {args.preset}, batch {preset["batch"]}, '
           f'device {preset["device"]}, torch threads '
           f'{torch.get_num_threads()}, variants {list(variants)}', flush=True)
-    runners = [Runner(n, build_variant(n, variants, preset), preset)
-               for n in variants]
-    for runner in runners:                               # warm-up
-        for _ in range(args.warmup):
-            runner.step()
-    times: Dict[str, List[float]] = {r.name: [] for r in runners}
-    start = time.perf_counter()
-    for rep in range(args.reps):                         # interleaved
-        for runner in runners:
-            times[runner.name].append(runner.step())
-        done = time.perf_counter() - start
-        print(f'  repetition {rep + 1}/{args.reps} done, eta '
-              f'{done / (rep + 1) * (args.reps - rep - 1):.0f} s', flush=True)
+    runners: List[Runner] = []
+    if args.processes == 1:
+        per_process = [time_variants(variants, preset, args, runners)]
+    else:   # each process: its own build, warm-up and repetitions
+        per_process = [time_in_subprocess(k, args)
+                       for k in range(args.processes)]
+        runners = [Runner(n, build_variant(n, variants, preset), preset)
+                   for n in variants]
     flops = {r.name: r.flops() for r in runners}
     memory: Dict[str, Optional[int]] = {}
     for runner in runners:
@@ -333,26 +409,32 @@ def main(argv: Optional[List[str]] = None) -> dict:
         else:
             memory[runner.name] = measure_cpu_memory(runner.name, args)
 
-    base_t = statistics.median(times['mae'])
     rows = {}
     for name in variants:
-        med = statistics.median(times[name])
+        times = [t for proc in per_process for t in proc[name]]
+        med = statistics.median(times)
+        # per process: the ratio of the medians; over processes: the median
+        process_ratios = [
+            statistics.median(proc[name]) / statistics.median(proc['mae'])
+            for proc in per_process]
+        ratio = statistics.median(process_ratios)
         flop_ratio = flops[name] / flops['mae']
         rows[name] = dict(
             steps=variants[name][1], adv_ratio=variants[name][2],
             median_s=med, images_per_s=preset['batch'] / med,
-            ratio=med / base_t, gflops=flops[name] / 1e9,
-            flop_ratio=flop_ratio, measured_over_predicted=(med / base_t) /
+            ratio=ratio, gflops=flops[name] / 1e9,
+            flop_ratio=flop_ratio, measured_over_predicted=ratio /
             flop_ratio, peak_mem_mib=(None if memory[name] is None else
                                       memory[name] / 2**20),
             mem_ratio=(None if memory[name] is None or not memory['mae'] else
-                       memory[name] / memory['mae']), times_s=times[name])
+                       memory[name] / memory['mae']), times_s=times,
+            process_ratios=process_ratios)
     result = dict(
         preset=args.preset, batch=preset['batch'], device=preset['device'],
         device_name=(torch.cuda.get_device_name() if preset['device'] ==
                      'cuda' else f'CPU, {os.cpu_count()} cores'),
         torch=torch.__version__, threads=torch.get_num_threads(),
-        warmup=args.warmup, reps=args.reps,
+        warmup=args.warmup, reps=args.reps, processes=args.processes,
         glibc_tunables=os.environ.get('GLIBC_TUNABLES'),
         command='python tools/benchmark.py ' + ' '.join(
             sys.argv[1:] if argv is None else argv),
@@ -398,8 +480,8 @@ def format_table(result: dict) -> str:
     """The result as a markdown table."""
     lines = [
         f'preset {result["preset"]}, {result["device_name"]}, batch '
-        f'{result["batch"]}, {result["reps"]} interleaved repetitions after '
-        f'{result["warmup"]} warm-up', '',
+        f'{result["batch"]}, {_processes(result)}{result["reps"]} '
+        f'interleaved repetitions after {result["warmup"]} warm-up', '',
         '| variant | steps | adv_ratio | median s/iter | images/s | ratio to '
         'MAE | ratio per repetition | GFLOPs | FLOP ratio | measured / '
         'predicted | peak mem MiB | mem ratio |', '|' + '---|' * 12
@@ -430,6 +512,11 @@ def format_table(result: dict) -> str:
         lines.append(f'target {t["variant"]} {t["what"]} <= {t["limit"]}: '
                      f'{value}, {verdict[t["met"]]}')
     return '\n'.join(lines)
+
+
+def _processes(result: dict) -> str:
+    count = result.get('processes', 1)
+    return '' if count == 1 else f'{count} processes x '
 
 
 def _format_range(bounds: Optional[Tuple[float, float]]) -> str:
