@@ -466,7 +466,9 @@ def rep_ratio_range(rows: Dict[str, dict],
     MAE's time in the same repetition (``None`` without per-rep times).
 
     The spread of these ratios shows how far the machine's noise moves the
-    reported ratio (the ratio of the medians).
+    reported ratio (per process the ratio of the medians; over processes
+    their median). With ``--processes`` the times of all processes are
+    pooled in order, so repetitions still pair up.
     """
     times = rows.get(name, {}).get('times_s')
     base = rows.get('mae', {}).get('times_s')
