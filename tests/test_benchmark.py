@@ -8,18 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from tool_loader import load_tool
+
 REPO = Path(__file__).resolve().parents[1]
 LINUX = sys.platform.startswith('linux')
-
-
-def load_benchmark():
-    """tools/benchmark.py as a module (tools/ is not a package)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_tool', REPO / 'tools' / 'benchmark.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_benchmark(tmp_path: Path, *args: str) -> dict:
@@ -53,7 +45,7 @@ def test_benchmark_reports_every_variant(tmp_path: Path):
     assert 2.0 < rows['aemim']['flop_ratio'] < 4.0
     assert result['targets'] == []      # the smoke preset has none
     if LINUX:   # timed with the caching malloc settings (re-exec)
-        assert result['glibc_tunables'] == load_benchmark().TIMING_TUNABLES
+        assert result['glibc_tunables'] == load_tool('benchmark').TIMING_TUNABLES
 
 
 @pytest.mark.skipif(not LINUX, reason='glibc tunables are Linux-only')
@@ -64,7 +56,7 @@ def test_malloc_default_keeps_the_environment(tmp_path: Path):
 
 
 def test_targets_are_checked_and_printed():
-    bench = load_benchmark()
+    bench = load_tool('benchmark')
     rows = {'wrapper_attack_off': dict(ratio=1.01),
             'fast_aemim': dict(ratio=1.2801),
             'aemim': dict(ratio=2.25, mem_ratio=None)}
@@ -88,7 +80,7 @@ def test_targets_are_checked_and_printed():
     (None, None),                       # an old result without times
 ])
 def test_rep_ratio_range(times, expected):
-    bench = load_benchmark()
+    bench = load_tool('benchmark')
     rows = {'mae': dict(times_s=[2.0, 2.0, 2.2]),
             'fast_aemim': {} if times is None else dict(times_s=times)}
     spread = bench.rep_ratio_range(rows, 'fast_aemim')
@@ -99,7 +91,7 @@ def test_rep_ratio_range(times, expected):
 
 
 def test_table_shows_the_spread_of_repetitions():
-    bench = load_benchmark()
+    bench = load_tool('benchmark')
     row = dict(steps=1, adv_ratio=0.25, median_s=2.6, images_per_s=1.0,
                ratio=1.3, gflops=1.0, flop_ratio=1.28,
                measured_over_predicted=1.3 / 1.28, peak_mem_mib=None,
@@ -149,7 +141,7 @@ def test_benchmark_rejects_bad_arguments(tmp_path: Path, args, message):
 def test_readme_tables_come_from_the_committed_results(result_file):
     """Every row and target line of the README's performance table is what
     format_table prints for the committed JSON, whose command is quoted."""
-    bench = load_benchmark()
+    bench = load_tool('benchmark')
     result = json.loads((REPO / 'docs' / 'results' / result_file).read_text())
     readme = (REPO / 'README.md').read_text()
     assert result['command'].split(' ', 1)[1] in readme   # the command
@@ -205,7 +197,7 @@ def test_readme_repeat_rows_come_from_the_committed_results(run):
 def test_readme_run_to_run_summary_comes_from_the_committed_results():
     """Ranges, medians and 'met in k of 4' of the README's noise paragraph."""
     import statistics
-    bench = load_benchmark()
+    bench = load_tool('benchmark')
     results = [json.loads((REPO / 'docs' / 'results' / f).read_text())
                for f in REPEATS]
     readme = ' '.join((REPO / 'README.md').read_text().split())
@@ -244,12 +236,13 @@ def test_warm_up_and_repetitions_are_interleaved_rounds(monkeypatch):
     """Every warm-up round, like every timed one, steps each variant once
     in turn (a model's first iteration allocates; see time_variants)."""
     import argparse
-    bench = load_benchmark()
+    bench = load_tool('benchmark')
     order = []
     monkeypatch.setattr(bench.Runner, 'step',
                         lambda self: order.append(self.name) or 0.5)
     variants = {k: bench.BASE_VARIANTS[k] for k in ('mae', 'fast_aemim')}
-    times = bench.time_variants(variants, bench.PRESETS['smoke'],
+    runners = bench.build_runners(variants, bench.PRESETS['smoke'])
+    times = bench.time_variants(runners,
                                 argparse.Namespace(warmup=2, reps=3))
     assert order == ['mae', 'fast_aemim'] * 5
     assert times == {'mae': [0.5] * 3, 'fast_aemim': [0.5] * 3}

@@ -16,6 +16,8 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 
+from tool_loader import load_tool
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / 'configs'
 CONFIGS = sorted(CONFIG_DIR.glob('*.py'))
@@ -379,15 +381,6 @@ def test_imagenet_aemim_config_trains(tmp_path):
 
 
 # ------------------------------------------------------------------ data tool
-def _prepare_tool():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'prepare_cifar10', REPO_ROOT / 'tools' / 'prepare_cifar10.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _tiny_tarball(tmp_path: Path) -> Path:
     import tarfile
     src = tmp_path / 'src'
@@ -401,7 +394,7 @@ def _tiny_tarball(tmp_path: Path) -> Path:
 def test_prepare_cifar10(tmp_path, capsys):
     """Extracts (here a tiny stand-in archive, --no-verify), is idempotent,
     names a missing archive, refuses an archive with the wrong sha256."""
-    tool = _prepare_tool()
+    tool = load_tool('prepare_cifar10')
     assert osp.normpath(tool.DEFAULT_OUT) == str(REPO_ROOT / 'data/cifar10')
     tar_path, out = _tiny_tarball(tmp_path), tmp_path / 'out'
 

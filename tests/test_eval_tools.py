@@ -1,8 +1,6 @@
 """tools/eval_ood.py, tools/make_cifar10c.py and tools/eval_adv_robustness.py
 end to end on tiny generated data with tiny random classifiers (CPU)."""
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 import torch
@@ -10,8 +8,8 @@ import torch
 from aemim_mm.evaluation import (IMAGENET_A_WNIDS, IMAGENET_C_CORRUPTIONS,
                                  IMAGENET_R_WNIDS, imagenet1k_wnids)
 from test_evaluation import tiny_vit_classifier, write_image
+from tool_loader import load_tool
 
-TOOLS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools')
 
 CONFIG = """
 model = dict(
@@ -30,14 +28,6 @@ test_pipeline = [dict(type='LoadImageFromFile'),
 test_dataloader = dict(batch_size=4, dataset=dict(
     type='CustomDataset', data_root='{data_root}', pipeline=test_pipeline))
 """
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'_tool_{name}', osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def make_model(tmp_path, num_classes, data_root='', seed=0):

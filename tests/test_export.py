@@ -5,7 +5,6 @@ pre-trained model's clean path, in mmpretrain's ``VisionTransformer`` (loaded
 through ``init_cfg=dict(type='Pretrained', prefix='backbone.')``, as the
 fine-tuning configs do) and in timm's ``VisionTransformer``.
 """
-import importlib.util
 import os.path as osp
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from aemim_mm.models.adapters import adapter_route
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / 'tests' / 'test_models'))
 import tiny_models  # noqa: E402
+from tool_loader import load_tool  # noqa: E402
 
 DIMS, IMG, PATCH = tiny_models.DIMS, tiny_models.IMG, tiny_models.PATCH
 LAYERS = 2
@@ -306,17 +306,9 @@ def test_not_a_pretraining_checkpoint(tmp_path, content, match):
 
 
 # ----------------------------------------------------------------- CLI
-def _load_tool():
-    path = REPO_ROOT / 'tools' / 'export_encoder.py'
-    spec = importlib.util.spec_from_file_location('_export_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cli_prints_kept_and_dropped(mae_export, tmp_path, capsys):
     _, result = mae_export
-    _load_tool().main([result.src, '--out-dir', str(tmp_path),
+    load_tool('export_encoder').main([result.src, '--out-dir', str(tmp_path),
                        '--formats', 'timm', 'mmpretrain'])
     out = capsys.readouterr().out
     stem = osp.splitext(osp.basename(result.src))[0]

@@ -5,7 +5,6 @@ the one fixture ``base_config``; each test writes a small config inheriting it
 that only shrinks the run (a few iterations of ``IterBasedTrainLoop``, batch
 2, no workers, data from a handful of random PNG files).
 """
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -13,13 +12,14 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import List
 
 import numpy as np
 import pytest
 from mmengine.config import Config
 from PIL import Image
+
+from tool_loader import load_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOLS = REPO_ROOT / 'tools'
@@ -159,15 +159,6 @@ def train(config: str, work_dir: Path, *args: str) -> str:
 def losses(log: str) -> List[float]:
     """The ``loss:`` values of a log."""
     return [float(v) for v in re.findall(r'\bloss: ([-+0-9.e]+)', log)]
-
-
-def load_tool(name: str) -> ModuleType:
-    """Import tools/<name>.py (not a package) as a module."""
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}',
-                                                  TOOLS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 #: What AEMIM logs each iteration (besides ``loss``).
