@@ -204,26 +204,24 @@ class Runner:
         return counter.get_total_flops()
 
 
-def time_variants(variants: Dict[str, Tuple[bool, int, float]],
-                  preset: dict, args: argparse.Namespace,
-                  runners: Optional[List[Runner]] = None
-                  ) -> Dict[str, List[float]]:
-    """Build every variant, warm up, then time interleaved repetitions.
+def build_runners(variants: Dict[str, Tuple[bool, int, float]],
+                  preset: dict) -> List[Runner]:
+    """One :class:`Runner` per variant, in the order of ``variants``."""
+    return [Runner(n, build_variant(n, variants, preset), preset)
+            for n in variants]
+
+
+def time_variants(runners: List[Runner],
+                  args: argparse.Namespace) -> Dict[str, List[float]]:
+    """Warm up, then time interleaved repetitions.
 
     Args:
-        variants: The variants to build.
-        preset: The preset (with the batch size).
+        runners: The runners of every variant.
         args: ``warmup`` and ``reps``.
-        runners: If given, the built runners are appended to it (for the
-            FLOP count and the GPU memory measurement).
 
     Returns:
         Per variant, one iteration time per repetition (seconds).
     """
-    built = [Runner(n, build_variant(n, variants, preset), preset)
-             for n in variants]
-    if runners is not None:
-        runners.extend(built)
     # Warm-up in interleaved rounds, like the timed ones. A model's first
     # iteration allocates its optimizer state, so the next model's pass
     # lands on memory never touched before (page faults: after one warm-up
@@ -231,12 +229,12 @@ def time_variants(variants: Dict[str, Tuple[bool, int, float]],
     # 3.44 s, see the README); from the second round on every pass reuses
     # memory the process already holds.
     for _ in range(args.warmup):
-        for runner in built:
+        for runner in runners:
             runner.step()
-    times: Dict[str, List[float]] = {r.name: [] for r in built}
+    times: Dict[str, List[float]] = {r.name: [] for r in runners}
     start = time.perf_counter()
     for rep in range(args.reps):                         # interleaved
-        for runner in built:
+        for runner in runners:
             times[runner.name].append(runner.step())
         done = time.perf_counter() - start
         print(f'  repetition {rep + 1}/{args.reps} done, eta '
@@ -382,20 +380,20 @@ def main(argv: Optional[List[str]] = None) -> dict:
         return {}
     if args.times_to:   # a --processes child
         with open(args.times_to, 'w') as f:
-            json.dump(time_variants(variants, preset, args), f)
+            json.dump(time_variants(build_runners(variants, preset), args),
+                      f)
         return {}
 
     print(f'benchmark: preset {args.preset}, batch {preset["batch"]}, '
           f'device {preset["device"]}, torch threads '
           f'{torch.get_num_threads()}, variants {list(variants)}', flush=True)
-    runners: List[Runner] = []
     if args.processes == 1:
-        per_process = [time_variants(variants, preset, args, runners)]
+        runners = build_runners(variants, preset)
+        per_process = [time_variants(runners, args)]
     else:   # each process: its own build, warm-up and repetitions
         per_process = [time_in_subprocess(k, args)
                        for k in range(args.processes)]
-        runners = [Runner(n, build_variant(n, variants, preset), preset)
-                   for n in variants]
+        runners = build_runners(variants, preset)   # for FLOPs and memory
     flops = {r.name: r.flops() for r in runners}
     memory: Dict[str, Optional[int]] = {}
     for runner in runners:

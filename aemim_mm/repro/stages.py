@@ -30,9 +30,9 @@ VIT_T = dict(embed_dims=192, num_heads=3, feedforward_channels=768)
 
 # ---------------------------------------------------------------- data
 def default_data_root() -> str:
-    """``$CIFAR10_ROOT`` or ``<repo>/data/cifar10``."""
-    return os.environ.get('CIFAR10_ROOT') or osp.join(REPO_ROOT, 'data',
-                                                      'cifar10')
+    """``$CIFAR10_ROOT`` or ``<repo>/data/cifar10``, where
+    :func:`~aemim_mm.datasets.cifar10_archive.prepare_cifar10` extracts."""
+    return os.environ.get('CIFAR10_ROOT') or cifar10_archive.DEFAULT_OUT
 
 
 def check_data_source(root: str, is_default: bool) -> None:

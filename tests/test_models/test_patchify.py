@@ -65,7 +65,8 @@ def test_attack_gives_the_same_adversarial_examples_with_and_without():
     """The wrapper's attack under the swap equals the plain-conv attack."""
     from aemim_mm.models.adapters import adapter_route
     from aemim_mm.models.randomness import SampleRandomness
-    wrapper = build_wrapper(attack=dict(type='FeatureDistancePGD', eps=4, steps=2)).double()
+    wrapper = build_wrapper(
+        attack=dict(type='FeatureDistancePGD', eps=4, steps=2)).double()
     x = valid_images(4).double()
     rng = SampleRandomness(4, x.device, None)
     mask = wrapper.mim.sample_mask(x, None, rng)
