@@ -20,7 +20,10 @@ model = dict(
         steps=2,
         step_size=None,  # eps / steps (not in the paper)
         distance='l2',
-        random_start=True),
+        random_start=True,
+        # attack precision: None = the training step's (the AMP
+        # autocast of the base config)
+        amp_dtype=None),
     adapter='ln',
     adapter_scope=('backbone', 'neck'),
     loss_ratio=0.5,

@@ -30,7 +30,10 @@ def run_benchmark(tmp_path: Path, *args: str) -> dict:
 def test_benchmark_reports_every_variant(tmp_path: Path):
     result = run_benchmark(tmp_path)
     rows = result['variants']
-    assert list(rows) == ['mae', 'wrapper_attack_off', 'fast_aemim', 'aemim']
+    assert list(rows) == ['mae', 'wrapper_attack_off', 'fast_aemim', 'aemim',
+                          'fast_aemim_attack_bf16', 'aemim_attack_bf16']
+    assert [r['attack_amp_dtype'] for r in rows.values()] == [None] * 4 + [
+        'bfloat16'] * 2
     assert rows['mae']['ratio'] == pytest.approx(1.0)
     for name, row in rows.items():
         assert len(row['times_s']) == 2 and row['median_s'] > 0, name
@@ -41,6 +44,10 @@ def test_benchmark_reports_every_variant(tmp_path: Path):
     assert flops['wrapper_attack_off'] == pytest.approx(flops['mae'],
                                                         rel=0.01)
     assert flops['aemim'] > flops['fast_aemim'] > flops['mae']
+    # the attack's precision changes its speed, not its arithmetic
+    for name in ('fast_aemim', 'aemim'):
+        assert flops[f'{name}_attack_bf16'] == pytest.approx(flops[name],
+                                                             rel=0.01)
     # AEMIM: two full MAE passes plus two encoder-only attack steps
     assert 2.0 < rows['aemim']['flop_ratio'] < 4.0
     assert result['targets'] == []      # the smoke preset has none
@@ -59,13 +66,18 @@ def test_targets_are_checked_and_printed():
     bench = load_tool('benchmark')
     rows = {'wrapper_attack_off': dict(ratio=1.01),
             'fast_aemim': dict(ratio=1.2801),
-            'aemim': dict(ratio=2.25, mem_ratio=None)}
+            'aemim': dict(ratio=2.25, mem_ratio=None),
+            'fast_aemim_attack_bf16': dict(ratio=1.27),
+            'aemim_attack_bf16': dict(ratio=2.2501, mem_ratio=1.1)}
     checked = bench.check_targets(rows, bench.TARGETS['cpu'])
     assert [(t['variant'], t['what'], t['met']) for t in checked] == [
         ('wrapper_attack_off', 'ratio', True),
         ('fast_aemim', 'ratio', False),     # 1.2801 > 1.28: no rounding
         ('aemim', 'ratio', True),
-        ('aemim', 'mem_ratio', None)]       # memory not measured
+        ('aemim', 'mem_ratio', None),       # memory not measured
+        ('fast_aemim_attack_bf16', 'ratio', True),
+        ('aemim_attack_bf16', 'ratio', False),
+        ('aemim_attack_bf16', 'mem_ratio', True)]
     table = bench.format_table(dict(
         preset='cpu', device_name='CPU', batch=16, reps=1, warmup=0,
         variants={}, targets=checked))
@@ -184,7 +196,9 @@ def test_readme_repeat_rows_come_from_the_committed_results(run):
     line = (f'| repeat {run} | {rows["mae"]["median_s"]:.3f} | '
             f'{rows["wrapper_attack_off"]["ratio"]:.3f} | '
             f'{rows["fast_aemim"]["ratio"]:.3f} | '
-            f'{rows["aemim"]["ratio"]:.3f} |')
+            f'{rows["aemim"]["ratio"]:.3f} | '
+            f'{rows["fast_aemim_attack_bf16"]["ratio"]:.3f} | '
+            f'{rows["aemim_attack_bf16"]["ratio"]:.3f} |')
     readme = (REPO / 'README.md').read_text()
     assert line in readme
     assert result['command'] == (
@@ -203,7 +217,8 @@ def test_readme_run_to_run_summary_comes_from_the_committed_results():
     readme = ' '.join((REPO / 'README.md').read_text().split())
     limits = {v: limit for v, what, limit in bench.TARGETS['cpu']
               if what == 'ratio'}
-    for name in ('wrapper_attack_off', 'fast_aemim', 'aemim'):
+    for name in ('wrapper_attack_off', 'fast_aemim', 'aemim',
+                 'fast_aemim_attack_bf16', 'aemim_attack_bf16'):
         ratios = [r['variants'][name]['ratio'] for r in results]
         met = sum(x <= limits[name] for x in ratios)
         assert (f'{min(ratios):.3f}–{max(ratios):.3f}× (target met in {met} '
@@ -246,3 +261,14 @@ def test_warm_up_and_repetitions_are_interleaved_rounds(monkeypatch):
                                 argparse.Namespace(warmup=2, reps=3))
     assert order == ['mae', 'fast_aemim'] * 5
     assert times == {'mae': [0.5] * 3, 'fast_aemim': [0.5] * 3}
+
+
+def test_readme_attack_precision_table_comes_from_the_committed_result():
+    tool = load_tool('attack_precision')
+    result = json.loads((REPO / 'docs' / 'results' /
+                         'attack_precision_vit-s.json').read_text())
+    readme = (REPO / 'README.md').read_text()
+    assert result['command'].split(' ', 1)[1] in readme
+    for line in tool.format_rows(result['rows'],
+                                 result['amp_dtype']).splitlines():
+        assert '  ' + line in readme, f'README lacks: {line}'

@@ -46,10 +46,17 @@ Presets: ``cpu`` = ViT-S/16 (deit-small) at 224 px with the paper's 8 x 512
 decoder, batch 16 (Fast AEMIM's 25 % is then 4 samples, 200 encoder tokens;
 the subset's smaller matrix products still run a few per cent less
 efficiently per FLOP than the full batch's: Fast AEMIM measured 1.326x at
-batch 8, 1.297x at 16 and 1.282x at 32, see the README); ``gpu`` =
+batch 8, 1.30x at 16 and 1.282x at 32, see the README); ``gpu`` =
 ViT-B/16 at 224 px, AMP (bf16 autocast), batch 128; ``smoke`` = a tiny model
 for the tests. ``--sweep`` adds AEMIM with steps 1-3 at adv_ratio 1 and
 with adv_ratio 0.25-1 at steps 1, to show how the cost grows.
+
+Presets that train in fp32 (``cpu``, ``smoke``) also time Fast AEMIM and
+AEMIM with the attack alone in mixed precision
+(``FeatureDistancePGD(amp_dtype='bfloat16')``, variants ``*_attack_bf16``):
+the model trains in fp32 as before, only the attack's passes run under bf16
+autocast. That pays where the CPU multiplies bf16 natively (oneDNN; the JSON
+records ``cpu_native_bf16``); elsewhere it costs more than fp32.
 """
 import argparse
 import copy
@@ -92,16 +99,25 @@ PRESETS = {
                                decoder_num_heads=2)),
 }
 
-#: name -> (wrapped?, attack steps, adv_ratio). ``mae`` is plain mmpretrain.
+#: name -> (wrapped?, attack steps, adv_ratio, the attack's ``amp_dtype``).
+#: ``mae`` is plain mmpretrain.
 BASE_VARIANTS = {
-    'mae': (False, 0, 0.0),
-    'wrapper_attack_off': (True, 0, 0.0),
-    'fast_aemim': (True, 1, 0.25),
-    'aemim': (True, 2, 1.0),
+    'mae': (False, 0, 0.0, None),
+    'wrapper_attack_off': (True, 0, 0.0, None),
+    'fast_aemim': (True, 1, 0.25, None),
+    'aemim': (True, 2, 1.0, None),
+}
+#: Added for presets that train in fp32: the attack alone in mixed precision
+#: (``FeatureDistancePGD(amp_dtype='bfloat16')``; an AMP preset already runs
+#: it under its autocast).
+ATTACK_AMP_VARIANTS = {
+    'fast_aemim_attack_bf16': (True, 1, 0.25, 'bfloat16'),
+    'aemim_attack_bf16': (True, 2, 1.0, 'bfloat16'),
 }
 SWEEP_VARIANTS = {
-    **{f'aemim_steps{t}': (True, t, 1.0) for t in (1, 2, 3)},
-    **{f'aemim_steps1_ratio{r}': (True, 1, r) for r in (0.25, 0.5, 0.75)},
+    **{f'aemim_steps{t}': (True, t, 1.0, None) for t in (1, 2, 3)},
+    **{f'aemim_steps1_ratio{r}': (True, 1, r, None)
+       for r in (0.25, 0.5, 0.75)},
 }
 
 
@@ -120,7 +136,12 @@ TARGETS = {
     'cpu': [('wrapper_attack_off', 'ratio', 1.02),
             ('fast_aemim', 'ratio', 1.28),
             ('aemim', 'ratio', 2.25),
-            ('aemim', 'mem_ratio', 1.30)],
+            ('aemim', 'mem_ratio', 1.30),
+            # the same targets with the attack in bf16 (the issue's lever
+            # "AMP in the attack", on a CPU with native bf16)
+            ('fast_aemim_attack_bf16', 'ratio', 1.28),
+            ('aemim_attack_bf16', 'ratio', 2.25),
+            ('aemim_attack_bf16', 'mem_ratio', 1.30)],
 }
 
 
@@ -142,14 +163,25 @@ def mae_config(preset: dict) -> dict:
                                std=[58.395, 57.12, 57.375], to_rgb=True))
 
 
-def build_variant(name: str, variants: Dict[str, Tuple[bool, int, float]],
+Variants = Dict[str, Tuple[bool, int, float, Optional[str]]]
+
+
+def select_variants(preset: dict, sweep: bool) -> Variants:
+    """The variants a run of ``preset`` times, in table order."""
+    return dict(BASE_VARIANTS,
+                **({} if preset['amp'] else ATTACK_AMP_VARIANTS),
+                **(SWEEP_VARIANTS if sweep else {}))
+
+
+def build_variant(name: str, variants: Variants,
                   preset: dict) -> torch.nn.Module:
     """The model of one variant, initialised, in train mode, on the device."""
-    wrapped, steps, ratio = variants[name]
+    wrapped, steps, ratio, amp_dtype = variants[name]
     algorithm = mae_config(preset)
     if wrapped:
         cfg = dict(type='AdversarialMIMWrapper', algorithm=algorithm,
-                   attack=dict(type='FeatureDistancePGD', eps=2, steps=steps),
+                   attack=dict(type='FeatureDistancePGD', eps=2, steps=steps,
+                               amp_dtype=amp_dtype),
                    adapter='ln', loss_ratio=0.5, adv_ratio=ratio)
     else:
         cfg = algorithm
@@ -204,8 +236,7 @@ class Runner:
         return counter.get_total_flops()
 
 
-def build_runners(variants: Dict[str, Tuple[bool, int, float]],
-                  preset: dict) -> List[Runner]:
+def build_runners(variants: Variants, preset: dict) -> List[Runner]:
     """One :class:`Runner` per variant, in the order of ``variants``."""
     return [Runner(n, build_variant(n, variants, preset), preset)
             for n in variants]
@@ -263,6 +294,14 @@ def time_in_subprocess(index: int,
         subprocess.run(cmd, check=True)
         with open(out) as f:
             return json.load(f)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 matrix products natively on this CPU."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _status_kib(field: str) -> int:
@@ -365,7 +404,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args.batch = preset['batch']
     if preset['device'] == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--preset gpu needs a CUDA device; none is visible.')
-    variants = dict(BASE_VARIANTS, **(SWEEP_VARIANTS if args.sweep else {}))
+    variants = select_variants(preset, args.sweep)
     if args.variants:
         unknown = sorted(set(args.variants) - set(variants))
         if unknown:
@@ -387,6 +426,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     print(f'benchmark: preset {args.preset}, batch {preset["batch"]}, '
           f'device {preset["device"]}, torch threads '
           f'{torch.get_num_threads()}, variants {list(variants)}', flush=True)
+    if preset['device'] == 'cpu' and not cpu_has_native_bf16():
+        print('note: this CPU has no native bf16 matrix products; the '
+              '*_attack_bf16 variants run emulated (slower)', flush=True)
     if args.processes == 1:
         runners = build_runners(variants, preset)
         per_process = [time_variants(runners, args)]
@@ -419,6 +461,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         flop_ratio = flops[name] / flops['mae']
         rows[name] = dict(
             steps=variants[name][1], adv_ratio=variants[name][2],
+            attack_amp_dtype=variants[name][3],
             median_s=med, images_per_s=preset['batch'] / med,
             ratio=ratio, gflops=flops[name] / 1e9,
             flop_ratio=flop_ratio, measured_over_predicted=ratio /
@@ -431,6 +474,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         preset=args.preset, batch=preset['batch'], device=preset['device'],
         device_name=(torch.cuda.get_device_name() if preset['device'] ==
                      'cuda' else f'CPU, {os.cpu_count()} cores'),
+        cpu_native_bf16=(cpu_has_native_bf16() if preset['device'] == 'cpu'
+                         else None),
         torch=torch.__version__, threads=torch.get_num_threads(),
         warmup=args.warmup, reps=args.reps, processes=args.processes,
         glibc_tunables=os.environ.get('GLIBC_TUNABLES'),

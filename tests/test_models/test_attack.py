@@ -99,6 +99,82 @@ def test_attack_under_autocast_bf16():
     assert 0 < out['adv_linf'] <= 4 + 0.05
 
 
+@pytest.mark.parametrize('amp_dtype,expected', [
+    (None, None), ('bfloat16', torch.bfloat16), ('float16', torch.float16)])
+def test_amp_dtype_runs_the_forward_passes_under_autocast(amp_dtype,
+                                                          expected):
+    enc = TinyEncoder()
+    x = valid_images(4, seed=1)
+    target = enc(x).detach()
+    seen = []
+
+    def adv_loss(z):
+        seen.append(torch.get_autocast_dtype('cpu')
+                    if torch.is_autocast_enabled('cpu') else None)
+        feat = enc(z)
+        seen.append(feat.dtype)
+        return feature_distance(feat, target, 'l2')
+
+    attack = FeatureDistancePGD(eps=4, steps=2, amp_dtype=amp_dtype)
+    result = attack(x, adv_loss, MEAN_T, STD_T)
+    assert seen == [expected, expected or torch.float32] * 2
+    assert not torch.is_autocast_enabled('cpu')     # and nothing leaks
+    assert result.x_adv.dtype == torch.float32      # fp32 in, fp32 out
+    delta = to_pixels(result.x_adv) - to_pixels(x)
+    assert 2 < delta.abs().max() <= 4 + 1e-3
+
+
+@pytest.mark.parametrize('amp_dtype', ['bfloat16', 'float16'])
+@pytest.mark.parametrize('steps', [1, 2])
+def test_mixed_precision_attack_is_about_as_strong(amp_dtype, steps):
+    """Same start, same mask: the attack in mixed precision takes nearly
+    the fp32 attack's gradient signs and reaches nearly its distance."""
+    wrapper = build_wrapper(attack=dict(type='FeatureDistancePGD', eps=4,
+                                        steps=steps))
+    x = valid_images(16, seed=2)
+    mask = wrapper.mim.sample_mask(x, None,
+                                   SampleRandomness(16, x.device, seed=0))
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(0))
+    with adapter_route(wrapper, 'adv'):
+        with torch.no_grad():
+            target = wrapper.mim.encode(x, mask)
+        adv_loss = wrapper._adv_loss(mask, target, x)
+        final = {}
+        for dtype in (None, amp_dtype):
+            wrapper.attack.amp_dtype = dtype
+            x_adv = wrapper.attack(x, adv_loss, *wrapper.pixel_stats(x),
+                                   noise=noise).x_adv
+            with torch.no_grad():
+                final[dtype] = adv_loss(x_adv)      # measured in fp32
+            moved = (x_adv - x).abs().flatten(1).amax(1) > 0
+            assert moved.all()
+        start = adv_loss(x + (noise * 2 - 1) * 4 / STD_T.view(1, 3, 1, 1))
+    gain_fp32 = (final[None] - start).mean()
+    gain_amp = (final[amp_dtype] - start).mean()
+    assert gain_fp32 > 0
+    assert gain_amp > 0.9 * gain_fp32
+
+
+def test_amp_dtype_leaves_the_training_passes_in_fp32(monkeypatch):
+    wrapper = build_wrapper(attack=dict(type='FeatureDistancePGD', eps=2,
+                                        steps=1, amp_dtype='bfloat16'))
+    states = []
+    original = wrapper.mim.reconstruction_loss
+
+    def spy(inputs, mask, target):
+        states.append(torch.is_autocast_enabled('cpu'))
+        return original(inputs, mask, target)
+
+    monkeypatch.setattr(wrapper.mim, 'reconstruction_loss', spy)
+    out = wrapper.loss(valid_images(4), None)
+    assert states == [False, False]     # the clean and adversarial passes
+    assert out['loss_adv'].dtype == torch.float32
+    out['loss_adv'].backward()
+    grads = [p.grad for p in wrapper.parameters() if p.grad is not None]
+    assert grads and all(g.dtype == torch.float32 for g in grads)
+    assert all(torch.isfinite(g).all() for g in grads)
+
+
 def test_same_mask_for_every_pass(monkeypatch):
     """One noise tensor drives the clean pass, each attack step and the
     adversarial pass."""
@@ -129,6 +205,8 @@ def test_same_mask_for_every_pass(monkeypatch):
     (dict(step_size=-0.1), 'step_size must be a number in'),
     (dict(distance='l1'), 'distance must be one of'),
     (dict(random_start=1), 'random_start must be a bool'),
+    (dict(amp_dtype='bf16'), 'amp_dtype must be None or one of'),
+    (dict(amp_dtype=torch.bfloat16), 'amp_dtype must be None or one of'),
 ])
 def test_bad_options_raise_at_build(kwargs, match):
     with pytest.raises(ValueError, match=match):
