@@ -108,9 +108,8 @@ class FeatureDistancePGD:
             ``AmpOptimWrapper``). ``'bfloat16'`` or ``'float16'``: its
             forward passes run under ``torch.autocast`` with that dtype on
             the input's device, also in fp32 training (not in the paper; on
-            a CPU with native bf16 the attack of the cpu benchmark
-            preset ran 1.8-1.9x faster, see the README's Performance
-            section). The
+            a CPU with native bf16 the attack of the cpu benchmark preset
+            ran 1.8-1.9x faster, see the README's Performance section). The
             adversarial example and the model's training passes keep their
             own precision.
 
