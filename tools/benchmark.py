@@ -100,8 +100,9 @@ PRESETS = {
 }
 
 #: name -> (wrapped?, attack steps, adv_ratio, the attack's ``amp_dtype``).
+Variants = Dict[str, Tuple[bool, int, float, Optional[str]]]
 #: ``mae`` is plain mmpretrain.
-BASE_VARIANTS = {
+BASE_VARIANTS: Variants = {
     'mae': (False, 0, 0.0, None),
     'wrapper_attack_off': (True, 0, 0.0, None),
     'fast_aemim': (True, 1, 0.25, None),
@@ -110,11 +111,11 @@ BASE_VARIANTS = {
 #: Added for presets that train in fp32: the attack alone in mixed precision
 #: (``FeatureDistancePGD(amp_dtype='bfloat16')``; an AMP preset already runs
 #: it under its autocast).
-ATTACK_AMP_VARIANTS = {
+ATTACK_AMP_VARIANTS: Variants = {
     'fast_aemim_attack_bf16': (True, 1, 0.25, 'bfloat16'),
     'aemim_attack_bf16': (True, 2, 1.0, 'bfloat16'),
 }
-SWEEP_VARIANTS = {
+SWEEP_VARIANTS: Variants = {
     **{f'aemim_steps{t}': (True, t, 1.0, None) for t in (1, 2, 3)},
     **{f'aemim_steps1_ratio{r}': (True, 1, r, None)
        for r in (0.25, 0.5, 0.75)},
@@ -161,9 +162,6 @@ def mae_config(preset: dict) -> dict:
         data_preprocessor=dict(type='SelfSupDataPreprocessor',
                                mean=[123.675, 116.28, 103.53],
                                std=[58.395, 57.12, 57.375], to_rgb=True))
-
-
-Variants = Dict[str, Tuple[bool, int, float, Optional[str]]]
 
 
 def select_variants(preset: dict, sweep: bool) -> Variants:
@@ -426,7 +424,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     print(f'benchmark: preset {args.preset}, batch {preset["batch"]}, '
           f'device {preset["device"]}, torch threads '
           f'{torch.get_num_threads()}, variants {list(variants)}', flush=True)
-    if preset['device'] == 'cpu' and not cpu_has_native_bf16():
+    native_bf16 = (cpu_has_native_bf16() if preset['device'] == 'cpu'
+                   else None)
+    if native_bf16 is False and any(v[3] for v in variants.values()):
         print('note: this CPU has no native bf16 matrix products; the '
               '*_attack_bf16 variants run emulated (slower)', flush=True)
     if args.processes == 1:
@@ -474,8 +474,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         preset=args.preset, batch=preset['batch'], device=preset['device'],
         device_name=(torch.cuda.get_device_name() if preset['device'] ==
                      'cuda' else f'CPU, {os.cpu_count()} cores'),
-        cpu_native_bf16=(cpu_has_native_bf16() if preset['device'] == 'cpu'
-                         else None),
+        cpu_native_bf16=native_bf16,
         torch=torch.__version__, threads=torch.get_num_threads(),
         warmup=args.warmup, reps=args.reps, processes=args.processes,
         glibc_tunables=os.environ.get('GLIBC_TUNABLES'),

@@ -93,10 +93,13 @@ def compare_attack_precision(wrapper, inputs: torch.Tensor, data_samples,
             grads[dtype], = torch.autograd.grad(loss.sum(), z)
         nonzero = grads[None] != 0
         agree = (grads[None].sign() == grads[amp_dtype].sign())[nonzero]
+        sign_agreement = (agree.float().mean().item()
+                          if agree.numel() else float('nan'))
         with torch.no_grad():
             dist_start = adv_loss(start).mean().item()
         for t in steps:
-            row = dict(steps=t, dist_start=dist_start)
+            row = dict(steps=t, dist_start=dist_start,
+                       sign_agreement=sign_agreement)
             for key, dtype in (('fp32', None), ('amp', amp_dtype)):
                 with _attack_settings(attack, steps=t, amp_dtype=dtype):
                     begin = time.perf_counter()
@@ -106,7 +109,5 @@ def compare_attack_precision(wrapper, inputs: torch.Tensor, data_samples,
                     row[f'dist_{key}'] = adv_loss(x_adv).mean().item()
             row['gain_ratio'] = ((row['dist_amp'] - dist_start) /
                                  (row['dist_fp32'] - dist_start))
-            row['sign_agreement'] = (agree.float().mean().item()
-                                     if agree.numel() else float('nan'))
             rows.append(row)
     return rows

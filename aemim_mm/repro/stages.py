@@ -21,7 +21,7 @@ from .preset import FINETUNE_CONFIG, LINPROBE_CONFIG, METHOD_CONFIGS
 
 _STAGE_IDS = itertools.count()  # see _common
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+REPO_ROOT = cifar10_archive.REPO_ROOT   # configs/ lives there too
 CLASSIFIER_CONFIGS = {'finetune': FINETUNE_CONFIG,
                       'linprobe': LINPROBE_CONFIG}
 #: ViT-T/4 width (DeiT-tiny): used with a reduced depth.
