@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tool_loader import load_tool
+from module_loader import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
 LINUX = sys.platform.startswith('linux')

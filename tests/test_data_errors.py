@@ -10,7 +10,6 @@
   :class:`SkipCounterHook` logs the run's total (also with worker processes).
 """
 import copy
-import importlib.util
 import re
 from pathlib import Path
 from typing import Dict, List
@@ -28,17 +27,10 @@ from aemim_mm.datasets.transforms import SKIPPED_KEY
 from aemim_mm.engine import SkipCounterHook
 from mmpretrain.registry import DATASETS, TRANSFORMS
 
+from module_loader import load_tiny_models
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMG = 32
-
-
-def _tiny_models():
-    """tests/test_models/tiny_models.py (not on sys.path from here)."""
-    path = REPO_ROOT / 'tests' / 'test_models' / 'tiny_models.py'
-    spec = importlib.util.spec_from_file_location('_tiny_models', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)
@@ -203,7 +195,7 @@ def test_skip_replaces_the_sample_and_counts(
 
 def _runner_cfg(root: Path, work_dir: Path, num_workers: int,
                 max_skipped=None) -> dict:
-    tiny = _tiny_models()
+    tiny = load_tiny_models()
     return dict(
         model=dict(type='AdversarialMIMWrapper', algorithm=tiny.mae_cfg(),
                    attack=dict(type='FeatureDistancePGD', eps=2, steps=1)),

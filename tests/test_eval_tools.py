@@ -8,7 +8,7 @@ import torch
 from aemim_mm.evaluation import (IMAGENET_A_WNIDS, IMAGENET_C_CORRUPTIONS,
                                  IMAGENET_R_WNIDS, imagenet1k_wnids)
 from test_evaluation import tiny_vit_classifier, write_image
-from tool_loader import load_tool
+from module_loader import load_tool
 
 
 CONFIG = """

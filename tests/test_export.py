@@ -23,7 +23,7 @@ from aemim_mm.models.adapters import adapter_route
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / 'tests' / 'test_models'))
 import tiny_models  # noqa: E402
-from tool_loader import load_tool  # noqa: E402
+from module_loader import load_tool  # noqa: E402
 
 DIMS, IMG, PATCH = tiny_models.DIMS, tiny_models.IMG, tiny_models.PATCH
 LAYERS = 2

@@ -8,7 +8,6 @@ of a valid configuration; nothing is trained and no data is loaded.
 import ast
 import builtins
 import copy
-import importlib.util
 import inspect
 import math
 import re
@@ -21,6 +20,8 @@ from mmengine.registry import init_default_scope
 import aemim_mm  # noqa: F401  (registers the components)
 from mmpretrain.registry import DATASETS, HOOKS, MODELS, TRANSFORMS
 
+from module_loader import load_tiny_models
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OPTIONS_MD = REPO_ROOT / 'docs' / 'options.md'
 
@@ -28,16 +29,7 @@ OPTIONS_MD = REPO_ROOT / 'docs' / 'options.md'
 INHERITED = {'self', 'init_cfg', 'pipeline', 'test_mode', 'lazy_init'}
 
 
-def _tiny_models():
-    """tests/test_models/tiny_models.py (not on sys.path from here)."""
-    path = REPO_ROOT / 'tests' / 'test_models' / 'tiny_models.py'
-    spec = importlib.util.spec_from_file_location('_tiny_models', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TINY = _tiny_models()
+TINY = load_tiny_models()
 
 #: Registry and a valid, cheap configuration of each documented component.
 VALID: Dict[str, tuple] = {

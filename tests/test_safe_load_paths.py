@@ -19,7 +19,6 @@
 """
 import ast
 import copy
-import importlib.util
 import inspect
 import pathlib
 import pickle
@@ -39,21 +38,14 @@ import aemim_mm  # noqa: F401  (registration + checkpoint allow-list)
 from aemim_mm.utils.safe_load import safe_load
 from mmpretrain.registry import MODELS
 
+from module_loader import load_tiny_models
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO_ROOT / 'aemim_mm').rglob('*.py')) + sorted(
     (REPO_ROOT / 'tools').rglob('*.py'))
 
 
-def _tiny_models():
-    """tests/test_models/tiny_models.py (not on sys.path from here)."""
-    path = REPO_ROOT / 'tests' / 'test_models' / 'tiny_models.py'
-    spec = importlib.util.spec_from_file_location('_tiny_models', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TINY = _tiny_models()
+TINY = load_tiny_models()
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
-from tool_loader import load_tool
+from module_loader import load_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOLS = REPO_ROOT / 'tools'

@@ -11,7 +11,6 @@ CPU too: without CUDA the ``gloo`` backend is used) or
 ``tools/slurm_train.sh``.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import List, Optional
@@ -23,14 +22,15 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 import torch  # noqa: E402
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.config import Config, ConfigDict  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import aemim_mm  # noqa: E402,F401  (registration + checkpoint safe globals)
 from aemim_mm.utils.config_fixes import (  # noqa: E402
     enable_amp, strip_collate_scope)
-from aemim_mm.utils.distributed import (  # noqa: E402
-    end_process_group, init_cpu_process_group, use_cpu_distributed)
+from aemim_mm.utils.cli import (  # noqa: E402
+    add_runner_args, apply_runner_args, parse_runner_args, run)
+from aemim_mm.utils.distributed import use_cpu_distributed  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -44,10 +44,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='config file path')
-    parser.add_argument(
-        '--work-dir',
-        help='directory for logs and checkpoints (default: the config\'s '
-        'work_dir, else ./work_dirs/<config name>)')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -66,23 +62,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='scale the learning rate by the actual batch size over the '
         'config\'s auto_scale_lr.base_batch_size')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, e.g. train_cfg.max_iters=10 '
+    add_runner_args(
+        parser, 'logs and checkpoints', 'train_cfg.max_iters=10 '
         '"model.backbone.arch=b" "a=[1,2]" (quote lists, no spaces)')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local_rank (older) or --local-rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parse_runner_args(parser, argv)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
@@ -95,17 +78,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     Returns:
         The updated config.
     """
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-
-    # work dir: command line > config > ./work_dirs/<config name>
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-
+    apply_runner_args(cfg, args)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -164,12 +137,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         argv: Arguments (without the program name). Defaults to ``sys.argv``.
     """
     args = parse_args(argv)
-    cfg = merge_args(Config.fromfile(args.config), args)
-    started = init_cpu_process_group(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    if started:
-        end_process_group()
+    run(merge_args(Config.fromfile(args.config), args), Runner.train)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """Utilities: safe checkpoint loading for torch>=2.6 ``weights_only``;
-config fix-ups (:mod:`.config_fixes`) and distributed runs without CUDA
-(:mod:`.distributed`) for the tools and the mini-reproduction."""
+config fix-ups (:mod:`.config_fixes`), distributed runs without CUDA
+(:mod:`.distributed`) and the shared command line of ``tools/train.py`` and
+``tools/test.py`` (:mod:`.cli`) for the tools and the mini-reproduction."""
 from .safe_load import (register_checkpoint_safe_globals,
                         register_safe_local_loader)
 

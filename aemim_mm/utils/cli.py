@@ -1,0 +1,97 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share on the command line.
+
+Both take a config, ``--work-dir``, ``--cfg-options``, ``--launcher`` and the
+``--local-rank`` that ``torch.distributed.launch`` passes, and both run an
+mmengine ``Runner`` in a process group that also works without CUDA
+(:mod:`.distributed`).
+"""
+import argparse
+import os
+import os.path as osp
+from typing import Callable
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from .distributed import end_process_group, init_cpu_process_group
+
+#: The launchers of mmengine's ``Runner``.
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+
+
+def add_runner_args(parser: argparse.ArgumentParser, work_dir_help: str,
+                    cfg_options_example: str) -> None:
+    """Add ``--work-dir``, ``--cfg-options``, ``--launcher``, ``--local-rank``.
+
+    Args:
+        parser: The tool's parser, changed in place.
+        work_dir_help: What the work dir holds for this tool.
+        cfg_options_example: An example override, shown in the help.
+    """
+    parser.add_argument(
+        '--work-dir',
+        help=f'directory for {work_dir_help} (default: the config\'s '
+        'work_dir, else ./work_dirs/<config name>)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help=f'override config settings, e.g. {cfg_options_example}')
+    parser.add_argument(
+        '--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    # torch.distributed.launch passes --local_rank (older) or --local-rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser: argparse.ArgumentParser,
+                      argv=None) -> argparse.Namespace:
+    """Parse, and export ``--local-rank`` as ``LOCAL_RANK`` unless set.
+
+    Args:
+        parser: A parser with :func:`add_runner_args`.
+        argv: Arguments (without the program name). Defaults to ``sys.argv``.
+
+    Returns:
+        The parsed arguments.
+    """
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def apply_runner_args(cfg: Config, args: argparse.Namespace) -> None:
+    """Merge ``--cfg-options``, then set the launcher and the work dir.
+
+    The work dir is the command line's, else the config's, else
+    ``./work_dirs/<config name>``.
+
+    Args:
+        cfg: The config loaded from ``args.config``, changed in place.
+        args: Parsed by a parser with :func:`add_runner_args`.
+    """
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+
+
+def run(cfg: Config, loop: Callable[[Runner], object]) -> None:
+    """Build a ``Runner`` from ``cfg`` and run ``loop`` on it.
+
+    A gloo process group started here for a CPU run is ended after the
+    loop. Not after a failure: ending waits for every rank (a barrier), and
+    a failed rank's peers would wait for it forever; the launcher ends them.
+
+    Args:
+        cfg: The final config.
+        loop: ``Runner.train`` or ``Runner.test``, say.
+    """
+    started = init_cpu_process_group(cfg)
+    loop(Runner.from_cfg(cfg))
+    if started:
+        end_process_group()
