@@ -8,21 +8,28 @@
   ``weights_only=False``, and every direct ``torch.load`` passes
   ``weights_only=True``; mmengine's checkpoint loaders (which ``load_from``,
   ``resume`` and ``init_cfg=dict(type='Pretrained')`` go through) call
-  ``torch.load`` without ``weights_only``, i.e. with torch's safe default;
+  ``torch.load`` without ``weights_only``, i.e. with torch's safe default,
+  except for downloads (``torch.hub``, unsafe by default), which aemim_mm
+  re-routes;
 * a genuine checkpoint of an AEMIM run (``AdversarialMIMWrapper`` trained by
-  mmengine's ``Runner``) loads through ``load_from`` and through
+  mmengine's ``Runner``) loads through ``load_from``, through
   ``init_cfg=dict(type='Pretrained')`` on the wrapper, on its algorithm's
-  backbone and on mmpretrain's ``VisionTransformer`` (the fine-tuning path);
+  backbone and decoder and on mmpretrain's ``VisionTransformer`` (the
+  fine-tuning path), and through a URL (a local HTTP server);
 * a crafted checkpoint whose unpickling would create a file is refused on each
   of these paths with torch's ``weights_only`` error, and the file is never
   created.
 """
 import ast
 import copy
+import functools
+import http.server
 import inspect
 import pathlib
 import pickle
 import re
+import shutil
+import threading
 from pathlib import Path
 from typing import Dict, List
 
@@ -31,11 +38,14 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
+from mmengine.runner import CheckpointLoader, Runner
+from mmengine.runner import checkpoint as mmengine_checkpoint
 from PIL import Image
 
 import aemim_mm  # noqa: F401  (registration + checkpoint allow-list)
-from aemim_mm.utils.safe_load import safe_load
+from aemim_mm.models.wrapper import reapply_overwritten_pretrained
+from aemim_mm.utils.safe_load import (UnsafeCheckpointError,
+                                      load_from_http_safely, safe_load)
 from mmpretrain.registry import MODELS
 
 from module_loader import load_tiny_models
@@ -96,7 +106,8 @@ def test_package_and_tools_keep_weights_only(path: Path) -> None:
 
 
 def test_mmengine_loaders_use_torch_default() -> None:
-    """``load_from`` / ``resume`` / ``Pretrained`` all end in these calls."""
+    """``load_from`` / ``resume`` / ``Pretrained`` of mmengine's storage
+    backends end in these calls (downloads: see the tests at the end)."""
     from mmengine.runner import checkpoint
     source = inspect.getsource(checkpoint)
     calls = re.findall(r'torch\.load\(([^)]*)\)', source)
@@ -186,6 +197,11 @@ def _state(ckpt: Path) -> Dict[str, torch.Tensor]:
     return safe_load(ckpt)['state_dict']
 
 
+def _non_adv(state: Dict[str, torch.Tensor]) -> List[str]:
+    """The keys of ``state`` that are not adversarial adapters."""
+    return [k for k in state if not k.rsplit('.', 1)[-1].startswith('adv_')]
+
+
 def _assert_loaded(model_state: Dict[str, torch.Tensor],
                    expected: Dict[str, torch.Tensor], prefix: str = '',
                    skip_adv: bool = False) -> int:
@@ -223,18 +239,7 @@ def test_pretrained_init_cfg_on_the_wrapper(aemim_ckpt: Path) -> None:
     assert n > 10
 
 
-@pytest.mark.parametrize('backbone', [
-    pytest.param(
-        'MAEViT',
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason='upstream: mmpretrain 1.2.0 MAEViT.init_weights() calls '
-            'super().init_weights() (which applies Pretrained) and THEN '
-            're-initialises cls_token, pos_embed and '
-            'patch_embed.projection.weight, so a Pretrained init_cfg on an '
-            'MAEViT backbone silently loses them. Put Pretrained on the '
-            'wrapper (test above) or use TimmMAEViT.')), 'TimmMAEViT'
-])
+@pytest.mark.parametrize('backbone', ['MAEViT', 'TimmMAEViT'])
 def test_pretrained_init_cfg_on_the_algorithms_backbone(
         run_checkpoints, backbone: str) -> None:
     ckpt = run_checkpoints(backbone)
@@ -247,8 +252,70 @@ def test_pretrained_init_cfg_on_the_algorithms_backbone(
     backbone_state = model.algorithm.backbone.state_dict()
     n = _assert_loaded(backbone_state, _state(ckpt), prefix='backbone.',
                        skip_adv=True)
-    assert n == len([k for k in backbone_state
-                     if not k.rsplit('.', 1)[-1].startswith('adv_')])
+    assert n == len(_non_adv(backbone_state))
+
+
+def test_pretrained_init_cfg_on_the_algorithms_decoder(
+        run_checkpoints) -> None:
+    """MAEPretrainDecoder re-initialises mask_token after loading, too."""
+    ckpt = run_checkpoints('MAEViT')
+    algorithm = TINY.mae_cfg()
+    algorithm['neck']['init_cfg'] = dict(
+        type='Pretrained', checkpoint=str(ckpt), prefix='neck.')
+    model = MODELS.build(
+        dict(type='AdversarialMIMWrapper', algorithm=algorithm))
+    model.init_weights()
+    neck_state = model.algorithm.neck.state_dict()
+    n = _assert_loaded(neck_state, _state(ckpt), prefix='neck.',
+                       skip_adv=True)
+    assert n == len(_non_adv(neck_state))
+    assert 'mask_token' in neck_state
+
+
+@pytest.mark.parametrize('part, cls', [('backbone', 'MAEViT'),
+                                       ('neck', 'MAEPretrainDecoder')])
+def test_upstream_still_overwrites_pretrained(run_checkpoints, part: str,
+                                              cls: str) -> None:
+    """Control: plain mmpretrain MAE (not wrapped) loses what Pretrained
+    loaded into these parts. If this fails, mmpretrain fixed it and
+    ``PRETRAINED_OVERWRITTEN_BY`` in the wrapper can go."""
+    ckpt = run_checkpoints('MAEViT')
+    algorithm = TINY.mae_cfg()
+    algorithm[part]['init_cfg'] = dict(
+        type='Pretrained', checkpoint=str(ckpt), prefix=f'{part}.')
+    model = MODELS.build(algorithm)
+    assert type(getattr(model, part)).__name__ == cls
+    model.init_weights()
+    with pytest.raises(AssertionError):
+        _assert_loaded(getattr(model, part).state_dict(), _state(ckpt),
+                       prefix=f'{part}.', skip_adv=True)
+
+
+@pytest.mark.parametrize('where, reloaded', [
+    ('backbone', ['algorithm.backbone']),
+    ('neck', ['algorithm.neck']),
+    ('both', ['algorithm.backbone', 'algorithm.neck']),
+    # the algorithm's own Pretrained came after its parts' init_weights
+    ('algorithm', []),
+    ('none', []),
+])
+def test_which_pretrained_is_applied_again(run_checkpoints, where: str,
+                                           reloaded: List[str]) -> None:
+    ckpt = str(run_checkpoints('MAEViT'))
+    algorithm = TINY.mae_cfg()
+    for part in ('backbone', 'neck'):
+        if where in (part, 'both'):
+            algorithm[part]['init_cfg'] = dict(
+                type='Pretrained', checkpoint=ckpt, prefix=f'{part}.')
+    if where == 'algorithm':
+        algorithm['init_cfg'] = dict(type='Pretrained', checkpoint=ckpt)
+    model = MODELS.build(
+        dict(type='AdversarialMIMWrapper', algorithm=algorithm))
+    model.init_weights()    # already applied them again, as below
+    assert reapply_overwritten_pretrained(model.algorithm) == reloaded
+    if where == 'algorithm':
+        n = _assert_loaded(model.state_dict(), _state(ckpt), skip_adv=True)
+        assert n == len(_non_adv(model.state_dict()))
 
 
 def test_pretrained_init_cfg_on_mmpretrain_vit(aemim_ckpt: Path) -> None:
@@ -345,3 +412,95 @@ def test_refusal_names_the_checkpoint_file(evil_ckpt, tmp_path: Path) -> None:
     with pytest.raises(pickle.UnpicklingError, match=re.escape(str(path))):
         runner.load_or_resume()
     assert not marker.exists()
+
+
+# -------------------------------------------------------------- downloads
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch):
+    """Serve a folder over HTTP on localhost; torch's hub cache in tmp.
+
+    Yields:
+        ``(folder, base_url, hub_checkpoints)``.
+    """
+    folder = tmp_path / 'served'
+    folder.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'hub'))
+    try:
+        yield (folder, f'http://127.0.0.1:{server.server_address[1]}',
+               tmp_path / 'hub' / 'checkpoints')
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize('prefix', ['http://', 'https://', 'torchvision://',
+                                    'modelzoo://', 'open-mmlab://',
+                                    'openmmlab://', 'mmcls://'])
+def test_every_download_scheme_loads_safely(prefix: str) -> None:
+    loader = CheckpointLoader._get_checkpoint_loader(prefix + 'name')
+    assert loader is load_from_http_safely or \
+        getattr(loader, 'wrapped_loader', None) is not None, loader
+
+
+def test_torch_hub_download_default_is_unsafe() -> None:
+    """Why the URL loaders exist: mmengine downloads with this function."""
+    assert inspect.signature(torch.hub.load_state_dict_from_url).parameters[
+        'weights_only'].default is False
+
+
+def test_download_of_a_genuine_checkpoint(aemim_ckpt: Path, served) -> None:
+    folder, url, cache = served
+    shutil.copy(aemim_ckpt, folder / 'aemim.pth')
+    ckpt = CheckpointLoader.load_checkpoint(f'{url}/aemim.pth')
+    for key, value in _state(aemim_ckpt).items():
+        torch.testing.assert_close(ckpt['state_dict'][key], value)
+    assert (cache / 'aemim.pth').is_file()      # torch.hub's cache layout
+
+
+def test_mmengine_download_runs_the_payload(evil_ckpt, served,
+                                            tmp_path: Path) -> None:
+    """Control: mmengine's own URL loader (torch.hub, weights_only=False)
+    unpickles the payload, so the refusals below mean something."""
+    path, marker = evil_ckpt
+    folder, url, _ = served
+    shutil.copy(path, folder / 'evil.pth')
+    mmengine_checkpoint.load_from_http(f'{url}/evil.pth',
+                                       model_dir=str(tmp_path / 'other'))
+    assert marker.exists()
+
+
+@pytest.mark.parametrize('how', ['url', 'Pretrained', 'torchvision://'])
+def test_download_refuses_payload(evil_ckpt, served, monkeypatch,
+                                  how: str) -> None:
+    path, marker = evil_ckpt
+    folder, url, cache = served
+    shutil.copy(path, folder / 'evil.pth')
+    if how == 'url':
+        load = functools.partial(CheckpointLoader.load_checkpoint,
+                                 f'{url}/evil.pth')
+    elif how == 'Pretrained':
+        load = MODELS.build(
+            dict(type='AdversarialMIMWrapper', algorithm=TINY.mae_cfg(),
+                 init_cfg=dict(type='Pretrained',
+                               checkpoint=f'{url}/evil.pth'))).init_weights
+    else:
+        monkeypatch.setattr(mmengine_checkpoint, 'get_torchvision_models',
+                            lambda: {'evil': f'{url}/evil.pth'})
+        load = functools.partial(CheckpointLoader.load_checkpoint,
+                                 'torchvision://evil')
+    with pytest.raises(UnsafeCheckpointError,
+                       match=re.escape(str(cache / 'evil.pth'))):
+        load()
+    assert not marker.exists()
+    # the model-zoo schemes routed mmengine's downloads only while loading
+    assert mmengine_checkpoint.load_from_http is not load_from_http_safely

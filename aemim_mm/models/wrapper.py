@@ -15,10 +15,14 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
+from mmengine.model.weight_init import initialize
 from mmengine.optim import OptimWrapper
 from torch import nn
 
+from mmpretrain.models.necks import MAEPretrainDecoder
+from mmpretrain.models.selfsup import MAEViT
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from .adapters import (ADAPTERS, adapter_route, clean_twin_key,
@@ -30,6 +34,11 @@ from .patchify import patchify_as_matmul
 from .randomness import START, SampleRandomness
 
 _ALGO = 'algorithm.'
+#: mmpretrain 1.2.0 modules whose ``init_weights`` applies a ``Pretrained``
+#: ``init_cfg`` and THEN re-initialises parameters (``MAEViT``: cls_token,
+#: pos_embed, the patch projection; ``MAEPretrainDecoder``: mask_token,
+#: decoder_pos_embed), losing what the checkpoint gave them.
+PRETRAINED_OVERWRITTEN_BY = (MAEViT, MAEPretrainDecoder)
 
 
 @MODELS.register_module()
@@ -302,13 +311,16 @@ class AdversarialMIMWrapper(BaseModel):
         """Initialise the algorithm; start the adversarial adapters as copies
         of the clean ones, unless a ``Pretrained`` ``init_cfg`` of the
         wrapper loaded them (a plain MAE checkpoint has none: the load hook
-        then copies the clean ones)."""
+        then copies the clean ones).
+
+        A ``Pretrained`` ``init_cfg`` of an ``MAEViT`` or
+        ``MAEPretrainDecoder`` inside the algorithm is applied once more
+        after their ``init_weights``, which re-initialises some of what it
+        loaded (mmpretrain 1.2.0; see :data:`PRETRAINED_OVERWRITTEN_BY`).
+        """
         super().init_weights()
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [
-            self.init_cfg]
-        if not any(
-                isinstance(c, dict) and c.get('type') == 'Pretrained'
-                for c in cfgs):
+        if not _pretrained_cfgs(self.init_cfg):
+            reapply_overwritten_pretrained(self.algorithm)
             reset_adversarial_adapters(self)
 
 
@@ -374,6 +386,44 @@ def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
     _, log_vars = module.parse_losses(
         dict(loss_clean=loss_clean.detach(), **losses))
     return log_vars
+
+
+def _pretrained_cfgs(init_cfg) -> list:
+    """The ``Pretrained`` entries of an ``init_cfg`` (dict, list or None)."""
+    cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
+    return [c for c in cfgs
+            if isinstance(c, dict) and c.get('type') == 'Pretrained']
+
+
+def reapply_overwritten_pretrained(module: nn.Module,
+                                   name: str = 'algorithm') -> List[str]:
+    """Apply again the ``Pretrained`` ``init_cfg`` of modules whose
+    ``init_weights`` overwrote part of it (:data:`PRETRAINED_OVERWRITTEN_BY`).
+
+    mmengine applies a module's ``Pretrained`` after initialising everything
+    inside it; so below a module with its own ``Pretrained`` nothing was
+    overwritten after loading, and the search stops there.
+
+    Args:
+        module: The initialised algorithm (or a part of it).
+        name: ``module``'s name, for the log.
+
+    Returns:
+        The names of the modules loaded again.
+    """
+    cfgs = _pretrained_cfgs(getattr(module, 'init_cfg', None))
+    if cfgs:
+        if not isinstance(module, PRETRAINED_OVERWRITTEN_BY):
+            return []
+        initialize(module, cfgs)
+        print_log(
+            f'AdversarialMIMWrapper: applied the Pretrained init_cfg of '
+            f'{name} ({type(module).__name__}) again: its init_weights '
+            're-initialised part of what it loaded.', logger='current')
+        return [name]
+    return [loaded for child_name, child in module.named_children()
+            for loaded in reapply_overwritten_pretrained(
+                child, f'{name}.{child_name}')]
 
 
 def check_ratio(name: str, value: float) -> None:

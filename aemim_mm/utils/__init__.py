@@ -3,9 +3,13 @@ config fix-ups (:mod:`.config_fixes`), distributed runs without CUDA
 (:mod:`.distributed`) and the shared command line of ``tools/train.py`` and
 ``tools/test.py`` (:mod:`.cli`) for the tools and the mini-reproduction."""
 from .safe_load import (register_checkpoint_safe_globals,
-                        register_safe_local_loader)
+                        register_safe_local_loader, register_safe_url_loaders)
 
 register_checkpoint_safe_globals()
 register_safe_local_loader()
+register_safe_url_loaders()
 
-__all__ = ['register_checkpoint_safe_globals', 'register_safe_local_loader']
+__all__ = [
+    'register_checkpoint_safe_globals', 'register_safe_local_loader',
+    'register_safe_url_loaders'
+]
