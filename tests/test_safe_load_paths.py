@@ -45,7 +45,8 @@ from PIL import Image
 import aemim_mm  # noqa: F401  (registration + checkpoint allow-list)
 from aemim_mm.models.wrapper import reapply_overwritten_pretrained
 from aemim_mm.utils.safe_load import (UnsafeCheckpointError,
-                                      load_from_http_safely, safe_load)
+                                      load_from_http_safely,
+                                      register_safe_url_loaders, safe_load)
 from mmpretrain.registry import MODELS
 
 from module_loader import load_tiny_models
@@ -239,37 +240,22 @@ def test_pretrained_init_cfg_on_the_wrapper(aemim_ckpt: Path) -> None:
     assert n > 10
 
 
-@pytest.mark.parametrize('backbone', ['MAEViT', 'TimmMAEViT'])
-def test_pretrained_init_cfg_on_the_algorithms_backbone(
-        run_checkpoints, backbone: str) -> None:
+@pytest.mark.parametrize('part, backbone', [
+    ('backbone', 'MAEViT'), ('backbone', 'TimmMAEViT'),
+    ('neck', 'MAEViT'),     # MAEPretrainDecoder re-initialises mask_token
+])
+def test_pretrained_init_cfg_on_a_part_of_the_algorithm(
+        run_checkpoints, part: str, backbone: str) -> None:
     ckpt = run_checkpoints(backbone)
     algorithm = TINY.mae_cfg(BACKBONES[backbone])
-    algorithm['backbone']['init_cfg'] = dict(
-        type='Pretrained', checkpoint=str(ckpt), prefix='backbone.')
+    algorithm[part]['init_cfg'] = dict(
+        type='Pretrained', checkpoint=str(ckpt), prefix=f'{part}.')
     model = MODELS.build(
         dict(type='AdversarialMIMWrapper', algorithm=algorithm))
     model.init_weights()
-    backbone_state = model.algorithm.backbone.state_dict()
-    n = _assert_loaded(backbone_state, _state(ckpt), prefix='backbone.',
-                       skip_adv=True)
-    assert n == len(_non_adv(backbone_state))
-
-
-def test_pretrained_init_cfg_on_the_algorithms_decoder(
-        run_checkpoints) -> None:
-    """MAEPretrainDecoder re-initialises mask_token after loading, too."""
-    ckpt = run_checkpoints('MAEViT')
-    algorithm = TINY.mae_cfg()
-    algorithm['neck']['init_cfg'] = dict(
-        type='Pretrained', checkpoint=str(ckpt), prefix='neck.')
-    model = MODELS.build(
-        dict(type='AdversarialMIMWrapper', algorithm=algorithm))
-    model.init_weights()
-    neck_state = model.algorithm.neck.state_dict()
-    n = _assert_loaded(neck_state, _state(ckpt), prefix='neck.',
-                       skip_adv=True)
-    assert n == len(_non_adv(neck_state))
-    assert 'mask_token' in neck_state
+    state = getattr(model.algorithm, part).state_dict()
+    n = _assert_loaded(state, _state(ckpt), prefix=f'{part}.', skip_adv=True)
+    assert n == len(_non_adv(state))
 
 
 @pytest.mark.parametrize('part, cls', [('backbone', 'MAEViT'),
@@ -450,6 +436,18 @@ def test_every_download_scheme_loads_safely(prefix: str) -> None:
     loader = CheckpointLoader._get_checkpoint_loader(prefix + 'name')
     assert loader is load_from_http_safely or \
         getattr(loader, 'wrapped_loader', None) is not None, loader
+
+
+def test_registering_the_url_loaders_again_changes_nothing() -> None:
+    prefixes = ('http://', 'torchvision://', 'mmcls://')
+    before = [CheckpointLoader._get_checkpoint_loader(p + 'x')
+              for p in prefixes]
+    register_safe_url_loaders()
+    after = [CheckpointLoader._get_checkpoint_loader(p + 'x')
+             for p in prefixes]
+    assert after[0] is load_from_http_safely
+    assert after[1:] == before[1:]          # not a wrapper of a wrapper
+    assert not hasattr(after[1].wrapped_loader, 'wrapped_loader')
 
 
 def test_torch_hub_download_default_is_unsafe() -> None:
