@@ -40,13 +40,13 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import CheckpointLoader, Runner
 from mmengine.runner import checkpoint as mmengine_checkpoint
+from mmengine.utils.dl_utils import load_url as mmengine_load_url
 from PIL import Image
 
 import aemim_mm  # noqa: F401  (registration + checkpoint allow-list)
 from aemim_mm.models.wrapper import reapply_overwritten_pretrained
 from aemim_mm.utils.safe_load import (UnsafeCheckpointError,
-                                      load_from_http_safely,
-                                      register_safe_url_loaders, safe_load)
+                                      load_url_safely, safe_load)
 from mmpretrain.registry import MODELS
 
 from module_loader import load_tiny_models
@@ -429,25 +429,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize('prefix', ['http://', 'https://', 'torchvision://',
-                                    'modelzoo://', 'open-mmlab://',
-                                    'openmmlab://', 'mmcls://'])
-def test_every_download_scheme_loads_safely(prefix: str) -> None:
-    loader = CheckpointLoader._get_checkpoint_loader(prefix + 'name')
-    assert loader is load_from_http_safely or \
-        getattr(loader, 'wrapped_loader', None) is not None, loader
-
-
-def test_registering_the_url_loaders_again_changes_nothing() -> None:
-    prefixes = ('http://', 'torchvision://', 'mmcls://')
-    before = [CheckpointLoader._get_checkpoint_loader(p + 'x')
-              for p in prefixes]
-    register_safe_url_loaders()
-    after = [CheckpointLoader._get_checkpoint_loader(p + 'x')
-             for p in prefixes]
-    assert after[0] is load_from_http_safely
-    assert after[1:] == before[1:]          # not a wrapper of a wrapper
-    assert not hasattr(after[1].wrapped_loader, 'wrapped_loader')
+@pytest.mark.parametrize('prefix', ['http://', 'https://'])
+def test_downloads_end_in_the_safe_load_url(prefix: str) -> None:
+    """The URL schemes use mmengine's ``load_from_http``, which downloads with
+    ``load_url``; the model-zoo schemes call it too (refusal tests below)."""
+    loader = CheckpointLoader._get_checkpoint_loader(prefix + 'host/a.pth')
+    assert loader is mmengine_checkpoint.load_from_http
+    assert mmengine_checkpoint.load_url is load_url_safely
 
 
 def test_torch_hub_download_default_is_unsafe() -> None:
@@ -467,17 +455,26 @@ def test_download_of_a_genuine_checkpoint(aemim_ckpt: Path, served) -> None:
 
 def test_mmengine_download_runs_the_payload(evil_ckpt, served,
                                             tmp_path: Path) -> None:
-    """Control: mmengine's own URL loader (torch.hub, weights_only=False)
-    unpickles the payload, so the refusals below mean something."""
+    """Control: mmengine's own download function (torch.hub's, with
+    weights_only=False) unpickles the payload, so the refusals below mean
+    something."""
     path, marker = evil_ckpt
     folder, url, _ = served
     shutil.copy(path, folder / 'evil.pth')
-    mmengine_checkpoint.load_from_http(f'{url}/evil.pth',
-                                       model_dir=str(tmp_path / 'other'))
+    assert mmengine_load_url is torch.hub.load_state_dict_from_url
+    mmengine_load_url(f'{url}/evil.pth', model_dir=str(tmp_path / 'other'))
     assert marker.exists()
 
 
-@pytest.mark.parametrize('how', ['url', 'Pretrained', 'torchvision://'])
+#: The model-zoo schemes and the mmengine function that names their URLs.
+ZOO_SCHEMES = {'torchvision://': 'get_torchvision_models',
+               'modelzoo://': 'get_torchvision_models',
+               'open-mmlab://': 'get_external_models',
+               'openmmlab://': 'get_external_models',
+               'mmcls://': 'get_mmcls_models'}
+
+
+@pytest.mark.parametrize('how', ['url', 'Pretrained', *ZOO_SCHEMES])
 def test_download_refuses_payload(evil_ckpt, served, monkeypatch,
                                   how: str) -> None:
     path, marker = evil_ckpt
@@ -492,13 +489,11 @@ def test_download_refuses_payload(evil_ckpt, served, monkeypatch,
                  init_cfg=dict(type='Pretrained',
                                checkpoint=f'{url}/evil.pth'))).init_weights
     else:
-        monkeypatch.setattr(mmengine_checkpoint, 'get_torchvision_models',
+        monkeypatch.setattr(mmengine_checkpoint, ZOO_SCHEMES[how],
                             lambda: {'evil': f'{url}/evil.pth'})
         load = functools.partial(CheckpointLoader.load_checkpoint,
-                                 'torchvision://evil')
+                                 f'{how}evil')
     with pytest.raises(UnsafeCheckpointError,
                        match=re.escape(str(cache / 'evil.pth'))):
         load()
     assert not marker.exists()
-    # the model-zoo schemes routed mmengine's downloads only while loading
-    assert mmengine_checkpoint.load_from_http is not load_from_http_safely

@@ -21,17 +21,16 @@ globals with :func:`torch.serialization.get_unsafe_globals_in_checkpoint`.
 The config in ``meta['cfg']`` is stored as text: no ``ConfigDict`` needed.
 
 Safety is never switched off: nothing here passes ``weights_only=False``.
-mmengine's loaders are re-registered so that checkpoints arrive through
-:func:`safe_load`: local files (:func:`register_safe_local_loader`) and
-downloads (:func:`register_safe_url_loaders`; mmengine downloads with
+mmengine's loaders hand checkpoints to :func:`safe_load`: local files
+(:func:`register_safe_local_loader`) and downloads
+(:func:`register_safe_url_loaders`; mmengine downloads with
 ``torch.hub.load_state_dict_from_url``, whose ``weights_only`` defaults to
 ``False``).
 """
 import importlib
 import os
 import pickle
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 from urllib.parse import urlparse
 
 import numpy as np
@@ -42,11 +41,6 @@ __all__ = [
     'register_checkpoint_safe_globals', 'register_safe_local_loader',
     'register_safe_url_loaders', 'safe_load', 'UnsafeCheckpointError'
 ]
-
-#: mmengine's schemes whose loaders download through its ``load_from_http``
-#: (model-zoo names resolved to URLs).
-URL_ALIAS_SCHEMES = ('modelzoo://', 'torchvision://', 'open-mmlab://',
-                     'openmmlab://', 'mmcls://')
 
 SafeGlobal = Union[Callable, Tuple[Callable, str]]
 
@@ -207,78 +201,35 @@ def register_safe_local_loader() -> None:
         prefixes='', loader=load_from_local_safely, force=True)
 
 
-def load_from_http_safely(filename: str,
-                          map_location: Any = None,
-                          model_dir: Optional[str] = None,
-                          progress: bool = os.isatty(0)) -> Any:
-    """mmengine's ``load_from_http``, with ``weights_only`` kept on.
+def load_url_safely(url: str,
+                    model_dir: Optional[str] = None,
+                    map_location: Any = None,
+                    progress: bool = True) -> Any:
+    """mmengine's ``load_url`` (``torch.hub.load_state_dict_from_url``), with
+    ``weights_only`` kept on.
 
-    mmengine downloads with ``torch.hub.load_state_dict_from_url``, whose
-    ``weights_only`` defaults to ``False`` (unlike ``torch.load``'s). This
-    downloads to the same cache (``<torch hub dir>/checkpoints/<file name>``,
-    or ``model_dir``), rank 0 first as mmengine does, and loads the file with
-    :func:`safe_load`.
+    Downloads to the same cache (``<torch hub dir>/checkpoints/<file name>``,
+    or ``model_dir``) unless the file is there, and loads it with
+    :func:`safe_load`, whose refusal names the file.
     """
-    from mmengine.dist import get_dist_info
-    rank, world_size = get_dist_info()
-    if rank == 0:
-        path = _download(filename, model_dir, progress)
-    if world_size > 1:
-        torch.distributed.barrier()
-        if rank > 0:
-            path = _download(filename, model_dir, progress)
-    return safe_load(path, map_location=map_location)
-
-
-def _download(url: str, model_dir: Optional[str], progress: bool) -> str:
-    """The cached file of ``url``, downloaded first if missing."""
     model_dir = model_dir or os.path.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, os.path.basename(urlparse(url).path))
     if not os.path.exists(path):
         torch.hub.download_url_to_file(url, path, progress=progress)
-    return path
-
-
-@contextmanager
-def _safe_http_in_mmengine() -> Iterator[None]:
-    """Within the block, mmengine's loaders download through
-    :func:`load_from_http_safely` (they call ``load_from_http`` by name)."""
-    from mmengine.runner import checkpoint
-    original = checkpoint.load_from_http
-    checkpoint.load_from_http = load_from_http_safely
-    try:
-        yield
-    finally:
-        checkpoint.load_from_http = original
-
-
-def _with_safe_http(loader: Callable) -> Callable:
-    """Wrap one of mmengine's model-zoo loaders with safe downloads."""
-
-    def load(filename: str, map_location: Any = None) -> Any:
-        with _safe_http_in_mmengine():
-            return loader(filename, map_location)
-
-    load.__name__ = loader.__name__     # mmengine logs it
-    load.__doc__ = f'{loader.__name__}, downloading with weights_only on.'
-    load.wrapped_loader = loader
-    return load
+    return safe_load(path, map_location=map_location)
 
 
 def register_safe_url_loaders() -> None:
-    """Keep ``weights_only`` on for checkpoints mmengine downloads.
+    """Keep ``weights_only`` on for every checkpoint mmengine downloads.
 
-    ``http://`` / ``https://`` paths load with :func:`load_from_http_safely`;
-    the model-zoo schemes (:data:`URL_ALIAS_SCHEMES`) keep mmengine's own
-    name resolution, with its downloads routed there. Idempotent.
+    All of mmengine's download schemes (``http://``, ``https://`` and the
+    model-zoo ones: ``torchvision://``, ``modelzoo://``, ``open-mmlab://``,
+    ``openmmlab://``, ``mmcls://``) end in ``load_from_http``, which (rank 0
+    first) calls ``load_url`` of ``mmengine.runner.checkpoint``:
+    ``torch.hub.load_state_dict_from_url``, whose ``weights_only`` defaults
+    to ``False``. That one name is bound to :func:`load_url_safely`; mmengine's
+    scheme registry has no hook below ``load_from_http``. Idempotent.
     """
-    from mmengine.runner import CheckpointLoader
-    CheckpointLoader.register_scheme(
-        prefixes=('http://', 'https://'), loader=load_from_http_safely,
-        force=True)
-    for prefix in URL_ALIAS_SCHEMES:
-        loader = CheckpointLoader._get_checkpoint_loader(prefix + 'x')
-        if not hasattr(loader, 'wrapped_loader'):
-            CheckpointLoader.register_scheme(
-                prefixes=prefix, loader=_with_safe_http(loader), force=True)
+    from mmengine.runner import checkpoint
+    checkpoint.load_url = load_url_safely
