@@ -453,6 +453,13 @@ def test_download_of_a_genuine_checkpoint(aemim_ckpt: Path, served) -> None:
     assert (cache / 'aemim.pth').is_file()      # torch.hub's cache layout
 
 
+def test_failed_download_names_the_url(served) -> None:
+    _, url, cache = served
+    with pytest.raises(OSError, match=re.escape(f"'{url}/missing.pth'")):
+        CheckpointLoader.load_checkpoint(f'{url}/missing.pth')
+    assert not (cache / 'missing.pth').exists()     # nothing half-written
+
+
 def test_mmengine_download_runs_the_payload(evil_ckpt, served,
                                             tmp_path: Path) -> None:
     """Control: mmengine's own download function (torch.hub's, with

@@ -211,12 +211,19 @@ def load_url_safely(url: str,
     Downloads to the same cache (``<torch hub dir>/checkpoints/<file name>``,
     or ``model_dir``) unless the file is there, and loads it with
     :func:`safe_load`, whose refusal names the file.
+
+    Raises:
+        OSError: If the download fails; the message names the URL.
     """
     model_dir = model_dir or os.path.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, os.path.basename(urlparse(url).path))
     if not os.path.exists(path):
-        torch.hub.download_url_to_file(url, path, progress=progress)
+        try:    # torch writes a temporary file and moves it when complete
+            torch.hub.download_url_to_file(url, path, progress=progress)
+        except OSError as e:    # URLError, HTTPError: often without the URL
+            raise OSError(f'Could not download checkpoint {url!r} to '
+                          f'{path!r}: {e}') from e
     return safe_load(path, map_location=map_location)
 
 
