@@ -15,6 +15,7 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 from mmpretrain.registry import DATASETS, TRANSFORMS
+from ..utils.checks import is_int
 
 #: The natural RGB photos of ``skimage.data`` that load offline (they ship
 #: inside the scikit-image wheel). ``eagle``, ``lily``, ``skin`` and others
@@ -186,12 +187,10 @@ class SkimagePhotos(BaseDataset):
         if dups:
             raise ValueError(f'SkimagePhotos: `names` has duplicates {dups}; '
                              'use `repeat` to repeat photos.')
-        if isinstance(repeat, bool) or not isinstance(
-                repeat, (int, np.integer)) or repeat < 1:
+        if not is_int(repeat) or repeat < 1:
             raise ValueError('SkimagePhotos: `repeat` must be a positive int, '
                              f'got {repeat!r}.')
-        if max_size is not None and (isinstance(max_size, bool)
-                                     or not isinstance(max_size, int)
+        if max_size is not None and (not is_int(max_size)
                                      or max_size < 1):
             raise ValueError('SkimagePhotos: `max_size` must be None or a '
                              f'positive int, got {max_size!r}.')

@@ -16,6 +16,7 @@ import torch
 from ..models.adapters import adapter_route
 from ..models.attack import AMP_DTYPES
 from ..models.randomness import START, SampleRandomness
+from ..utils.checks import is_int
 
 
 @contextmanager
@@ -64,8 +65,7 @@ def compare_attack_precision(wrapper, inputs: torch.Tensor, data_samples,
     if amp_dtype not in AMP_DTYPES:
         raise ValueError(f'amp_dtype must be one of {AMP_DTYPES}, got '
                          f'{amp_dtype!r}.')
-    bad = [t for t in steps if isinstance(t, bool) or not isinstance(t, int)
-           or t < 1]
+    bad = [t for t in steps if not is_int(t) or t < 1]
     if bad or not steps:
         raise ValueError(f'steps must be ints >= 1, got {list(steps)!r}.')
     attack = wrapper.attack

@@ -19,7 +19,6 @@ to it): parameter ``.grad`` and DDP's state are never touched.
 uses only the sign of the input gradient, and on hardware with fast bf16 /
 fp16 matrix products the attack then costs a fraction of its fp32 time.
 """
-import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from mmpretrain.registry import MODELS
+from ..utils.checks import is_int, is_number
 
 #: Distances of the adversarial loss. ``rec`` is the paper's ablation that
 #: attacks the MIM reconstruction loss itself.
@@ -135,8 +135,7 @@ class FeatureDistancePGD:
     def validate(self) -> None:
         """Check every option; raise naming the option and what is allowed."""
         check_budget('eps', self.eps)
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) \
-                or self.steps < 0:
+        if not is_int(self.steps) or self.steps < 0:
             raise ValueError(
                 f'steps must be an int >= 0, got {self.steps!r}.')
         if self.step_size is not None:
@@ -255,8 +254,7 @@ def project(x: torch.Tensor, delta: torch.Tensor, eps: torch.Tensor,
 
 
 def check_budget(name: str, value: float) -> None:
-    """Raise unless ``value`` is a finite number >= 0 (0-255 pixel units)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value < 0 or value > 255:
+    """Raise unless ``value`` is a number in [0, 255] (0-255 pixel units)."""
+    if not is_number(value) or not 0 <= value <= 255:
         raise ValueError(f'{name} must be a number in [0, 255] (0-255 pixel '
                          f'units, e.g. 2 for 2/255), got {value!r}.')

@@ -25,6 +25,7 @@ from mmpretrain.models.necks import MAEPretrainDecoder
 from mmpretrain.models.selfsup import MAEViT
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
+from ..utils.checks import is_number
 from .adapters import (ADAPTERS, adapter_route, clean_twin_key,
                        convert_adapters, is_adversarial_key,
                        reset_adversarial_adapters)
@@ -428,8 +429,7 @@ def reapply_overwritten_pretrained(module: nn.Module,
 
 def check_ratio(name: str, value: float) -> None:
     """Raise unless ``value`` is a number in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not 0 <= value <= 1:
+    if not is_number(value) or not 0 <= value <= 1:
         raise ValueError(f'{name} must be a number in [0, 1], got {value!r}.')
 
 

@@ -26,7 +26,6 @@ schedule is rounded to the nearest integer), ``0 <= adv_ratio <= 1``. An
 attack whose ``step_size`` is ``None`` uses ``eps / steps`` and so follows the
 schedule; a fixed ``step_size`` is left as it is.
 """
-import math
 from numbers import Real
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -36,16 +35,12 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmpretrain.registry import HOOKS
+from ...utils.checks import is_int, is_number
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
 
 #: The keys of ``model.visualize(...)``'s result, in grid-column order.
 VIS_KEYS = ('clean', 'adversarial', 'perturbation', 'reconstruction')
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, Real) and not isinstance(x, bool) and math.isfinite(
-        float(x))
 
 
 class ParamSchedule:
@@ -77,7 +72,7 @@ class ParamSchedule:
         self.min_value = min_value
         self.max_value = max_value
         self.integer = integer
-        if _is_number(spec):
+        if is_number(spec):
             spec = dict(type='constant', value=spec)
         if not isinstance(spec, dict):
             raise TypeError(
@@ -137,7 +132,7 @@ class ParamSchedule:
             ]
 
     def _check_value(self, key: str, v: Any) -> float:
-        if not _is_number(v):
+        if not is_number(v):
             raise ValueError(f'{self.field}: {key} must be a finite number, '
                              f'got {v!r}.')
         if self.integer and float(v) != int(v):
@@ -151,8 +146,7 @@ class ParamSchedule:
         return float(v)
 
     def _check_iter(self, key: str, v: Any, min_value: int) -> int:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) \
-                or v < min_value:
+        if not is_int(v) or v < min_value:
             raise ValueError(f'{self.field}: {key} must be an int >= '
                              f'{min_value}, got {v!r}.')
         return int(v)
@@ -261,7 +255,7 @@ class FeatureDistancePGDHook(Hook):
         for name, v, lo in (('vis_interval', vis_interval, 0),
                             ('vis_num_samples', vis_num_samples, 1),
                             ('min_cell_size', min_cell_size, 1)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            if not is_int(v) or v < lo:
                 raise ValueError(f'FeatureDistancePGDHook: {name} must be an '
                                  f'int >= {lo}, got {v!r}.')
         if not isinstance(grid_name, str) or not grid_name:

@@ -16,6 +16,7 @@ from mmengine.dist import master_only
 from mmengine.hooks import Hook
 
 from mmpretrain.registry import HOOKS
+from ...utils.checks import is_int
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
 
@@ -86,7 +87,7 @@ class LossCurveHook(Hook):
             raise ValueError(f'LossCurveHook: plot_keys {extra} are not in '
                              f'keys {list(keys)}.')
         for name, v in (('interval', interval), ('smooth', smooth)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            if not is_int(v) or v < 0:
                 raise ValueError(f'LossCurveHook: {name} must be an int >= 0, '
                                  f'got {v!r}.')
         if not isinstance(out_prefix, str) or not out_prefix or os.sep in \

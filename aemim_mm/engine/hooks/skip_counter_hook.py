@@ -14,6 +14,7 @@ from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 
 from mmpretrain.registry import HOOKS
+from ...utils.checks import is_int
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
 
@@ -69,8 +70,7 @@ class SkipCounterHook(Hook):
     priority = 'NORMAL'  # before the LoggerHook (BELOW_NORMAL) reads scalars
 
     def __init__(self, max_skipped: Optional[int] = None) -> None:
-        if max_skipped is not None and (isinstance(max_skipped, bool)
-                                        or not isinstance(max_skipped, int)
+        if max_skipped is not None and (not is_int(max_skipped)
                                         or max_skipped < 0):
             raise ValueError('SkipCounterHook: max_skipped must be None or an '
                              f'int >= 0, got {max_skipped!r}.')

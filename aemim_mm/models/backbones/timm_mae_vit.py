@@ -25,6 +25,7 @@ from mmengine.model import BaseModule
 from mmpretrain.models import MAEViT
 from mmpretrain.models.utils import build_2d_sincos_position_embedding
 from mmpretrain.registry import MODELS
+from ...utils.checks import is_int, is_number
 from ..adapters import is_adversarial_key
 from timm.layers import PatchEmbed
 from timm.models import named_apply
@@ -146,22 +147,14 @@ def _mae_init_module(module: nn.Module, name: str = '') -> None:
             nn.init.zeros_(module.bias)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _check_options(img_size, patch_size, in_channels, mask_ratio,
                    drop_path_rate, qkv_bias, norm_eps) -> None:
     """Raise a ValueError naming the first bad option of TimmMAEViT."""
-    if not _is_int(patch_size) or patch_size < 1:
+    if not is_int(patch_size) or patch_size < 1:
         raise ValueError(f'patch_size must be an int >= 1, got {patch_size!r}.')
-    sizes = (img_size, img_size) if _is_int(img_size) else img_size
+    sizes = (img_size, img_size) if is_int(img_size) else img_size
     if not (isinstance(sizes, (list, tuple)) and len(sizes) == 2
-            and all(_is_int(s) for s in sizes)):
+            and all(is_int(s) for s in sizes)):
         raise ValueError('img_size must be an int or a pair of ints, got '
                          f'{img_size!r}.')
     if min(sizes) <= 0:
@@ -169,18 +162,18 @@ def _check_options(img_size, patch_size, in_channels, mask_ratio,
     if any(s % patch_size for s in sizes):
         raise ValueError(f'img_size {img_size!r} must be divisible by '
                          f'patch_size {patch_size}.')
-    if not _is_int(in_channels) or in_channels < 1:
+    if not is_int(in_channels) or in_channels < 1:
         raise ValueError(
             f'in_channels must be an int >= 1, got {in_channels!r}.')
-    if not _is_number(mask_ratio) or not 0. <= mask_ratio < 1.:
+    if not is_number(mask_ratio) or not 0. <= mask_ratio < 1.:
         raise ValueError(
             f'mask_ratio must be a number in [0, 1), got {mask_ratio!r}.')
-    if not _is_number(drop_path_rate) or not 0. <= drop_path_rate < 1.:
+    if not is_number(drop_path_rate) or not 0. <= drop_path_rate < 1.:
         raise ValueError(
             f'drop_path_rate must be in [0, 1), got {drop_path_rate!r}.')
     if not isinstance(qkv_bias, bool):
         raise ValueError(f'qkv_bias must be a bool, got {qkv_bias!r}.')
-    if not _is_number(norm_eps) or not norm_eps > 0:
+    if not is_number(norm_eps) or not norm_eps > 0:
         raise ValueError(f'norm_eps must be a number > 0, got {norm_eps!r}.')
 
 
