@@ -118,6 +118,19 @@ def test_table_shows_the_spread_of_repetitions():
         in table
     assert 'target fast_aemim ratio <= 1.28: 1.300 (repetitions ' \
         '1.100–1.350), NOT met' in table
+    # MAE's identical iterations: the run's noise
+    assert 'noise: plain MAE, identical iterations, 2.000–2.000 s/iter ' \
+        '(max / min 1.000)' in table
+
+
+@pytest.mark.parametrize('times,expected', [
+    ([3.3, 3.5, 3.4], '3.300–3.500 s/iter (max / min 1.061)'),
+    ([7.44, 9.97], '7.440–9.970 s/iter (max / min 1.340)'),
+])
+def test_noise_line(times, expected):
+    bench = load_tool('benchmark')
+    assert bench.format_noise(times) == \
+        f'noise: plain MAE, identical iterations, {expected}'
 
 
 def test_benchmark_sweep_and_growth_fit(tmp_path: Path):
@@ -158,7 +171,7 @@ def test_readme_tables_come_from_the_committed_results(result_file):
     readme = (REPO / 'README.md').read_text()
     assert result['command'].split(' ', 1)[1] in readme   # the command
     lines = [ln for ln in bench.format_table(result).splitlines()
-             if ln.startswith(('| ', 'target ', 'cost vs '))]
+             if ln.startswith(('| ', 'target ', 'cost vs ', 'noise: '))]
     assert len(lines) > len(result['variants'])
     for line in lines:
         assert line in readme, f'README lacks: {line}'

@@ -541,10 +541,14 @@ def format_table(result: dict) -> str:
             f'{r["ratio"]:.3f} | {_format_range(rep_ratio_range(rows, name))}'
             f' | {r["gflops"]:.1f} | {r["flop_ratio"]:.3f} |'
             f' {r["measured_over_predicted"]:.3f} | {mem} | {mem_ratio} |')
+    after = []
+    if rows.get('mae', {}).get('times_s'):
+        after.append(format_noise(rows['mae']['times_s']))
     for what, fit in result.get('growth', {}).items():
-        lines.append(f'\ncost vs {what}: {fit["intercept"]:.3f} + '
+        after.append(f'cost vs {what}: {fit["intercept"]:.3f} + '
                      f'{fit["slope"]:.3f} x {what} s/iter, largest deviation '
                      f'from the line {100 * fit["max_rel_dev"]:.1f} %')
+    lines += [''] + after if after else []
     if result.get('targets'):
         lines.append('')
     verdict = {True: 'met', False: 'NOT met', None: 'not measured'}
@@ -556,6 +560,14 @@ def format_table(result: dict) -> str:
         lines.append(f'target {t["variant"]} {t["what"]} <= {t["limit"]}: '
                      f'{value}, {verdict[t["met"]]}')
     return '\n'.join(lines)
+
+
+def format_noise(mae_times: List[float]) -> str:
+    """How far identical iterations of plain MAE spread in this run: the
+    machine's noise, against which the ratios and targets are read."""
+    low, high = min(mae_times), max(mae_times)
+    return (f'noise: plain MAE, identical iterations, {low:.3f}–{high:.3f} '
+            f's/iter (max / min {high / low:.3f})')
 
 
 def _processes(result: dict) -> str:

@@ -14,7 +14,6 @@ are skipped (run the same command again to continue a killed run);
 --force redoes them. See docs/mini_repro.md.
 """
 import argparse
-import os
 import os.path as osp
 import shlex
 import sys
