@@ -140,6 +140,8 @@ def test_drop_path_moves_behind_the_window_merge():
 
 @pytest.mark.parametrize('kwargs, match', [
     (dict(window_size=-1), 'window_size'),
+    (dict(window_size=True), 'window_size'),    # a bool is not an int
+    (dict(window_size=2, global_attn_indexes=(True, )), 'global_attn_indexes'),
     (dict(window_size=2, global_attn_indexes=(2, )), 'global_attn_indexes'),
     (dict(with_cls_token=True), 'with_cls_token'),
     (dict(out_type='cls_token'), 'out_type'),
@@ -263,6 +265,8 @@ def test_mmpretrain_constructor_alone_cannot_serve_a_detector():
 
 @pytest.mark.parametrize('paramwise, model, error, match', [
     (dict(layer_decay_rate=1.5), TinyDetector, ValueError, 'layer_decay_rate'),
+    (dict(layer_decay_rate=True), TinyDetector, ValueError,
+     'layer_decay_rate'),     # a bool is not a number
     (dict(layer_decay_rate=0.75), lambda: torch.nn.Linear(2, 2), TypeError,
      'get_layer_depth'),
 ])

@@ -203,6 +203,15 @@ def test_class_folders_label_by_wnid_and_index(tmp_path):
         ImageNetClassFolders(data_root=str(tmp_path / 'nowhere'))
 
 
+@pytest.mark.parametrize('max_per_class', [0, True, 1.5, '2'])
+def test_class_folders_reject_bad_max_per_class(tmp_path, max_per_class):
+    write_image(str(tmp_path / 'n01440764' / 'x.png'))
+    with pytest.raises(ValueError, match='max_per_class must be None or an '
+                       f'int >= 1, got {max_per_class!r}'):
+        ImageNetClassFolders(data_root=str(tmp_path),
+                             max_per_class=max_per_class)
+
+
 def test_imagenet_real_dataset(tmp_path):
     real = [[3], [], [5, 7]]
     (tmp_path / 'real.json').write_text(json.dumps(real))

@@ -548,7 +548,8 @@ def format_table(result: dict) -> str:
         after.append(f'cost vs {what}: {fit["intercept"]:.3f} + '
                      f'{fit["slope"]:.3f} x {what} s/iter, largest deviation '
                      f'from the line {100 * fit["max_rel_dev"]:.1f} %')
-    lines += [''] + after if after else []
+    if after:
+        lines += [''] + after
     if result.get('targets'):
         lines.append('')
     verdict = {True: 'met', False: 'NOT met', None: 'not measured'}

@@ -24,6 +24,8 @@ from torch import nn
 
 from mmdet.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
+from ..utils.checks import is_number
+
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class ViTLayerDecayOptimWrapperConstructor(
@@ -48,7 +50,7 @@ class ViTLayerDecayOptimWrapperConstructor(
                  paramwise_cfg: Optional[dict] = None) -> None:
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
         rate = self.paramwise_cfg.get('layer_decay_rate', 1.0)
-        if not (isinstance(rate, (int, float)) and 0 < rate <= 1):
+        if not (is_number(rate) and 0 < rate <= 1):
             raise ValueError('optim_wrapper.paramwise_cfg.layer_decay_rate must '
                              f'be a number in (0, 1], got {rate!r}')
 

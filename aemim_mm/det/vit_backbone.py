@@ -40,6 +40,8 @@ from timm.models.vision_transformer_sam import (window_partition,
 
 from mmdet.registry import MODELS
 
+from ..utils.checks import is_int
+
 
 def _is_square(n: int) -> bool:
     return n > 0 and math.isqrt(n)**2 == n
@@ -95,7 +97,7 @@ class ViTDetBackbone(VisionTransformer):
             if kwargs.pop(key, fixed) != fixed:
                 raise ValueError(f'ViTDetBackbone: `{key}` is fixed to '
                                  f'{fixed!r} (detection uses the patch-token map)')
-        if not isinstance(window_size, int) or window_size < 0:
+        if not is_int(window_size) or window_size < 0:
             raise ValueError('ViTDetBackbone: `window_size` must be an int >= 0 '
                              f'(0: all blocks global), got {window_size!r}')
         if isinstance(out_indices, int):
@@ -113,7 +115,7 @@ class ViTDetBackbone(VisionTransformer):
 
         global_ids = set()
         for index in global_attn_indexes:
-            if not (isinstance(index, int)
+            if not (is_int(index)
                     and -self.num_layers <= index < self.num_layers):
                 raise ValueError(
                     'ViTDetBackbone: `global_attn_indexes` must hold block '

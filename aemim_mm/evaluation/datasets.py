@@ -18,6 +18,7 @@ from mmpretrain.datasets.categories import IMAGENET_CATEGORIES
 from mmpretrain.datasets.custom import find_folders, get_samples
 from mmpretrain.registry import DATASETS
 
+from ..utils.checks import is_int
 from .imagenet_subsets import imagenet1k_wnid_to_index
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
@@ -80,7 +81,7 @@ class ImageNetClassFolders(CustomDataset):
                  **kwargs):
         if not osp.isdir(data_root):
             raise FileNotFoundError(f'data set folder not found: {data_root}')
-        if max_per_class is not None and (not isinstance(max_per_class, int)
+        if max_per_class is not None and (not is_int(max_per_class)
                                           or max_per_class < 1):
             raise ValueError('max_per_class must be None or an int >= 1, got '
                              f'{max_per_class!r}')
