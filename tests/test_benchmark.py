@@ -146,7 +146,33 @@ def test_benchmark_sweep_and_growth_fit(tmp_path: Path):
     assert 'steps' in result['growth']
 
 
+def test_benchmark_phases(tmp_path: Path):
+    """--phases profiles the wrapped variants and splits their time."""
+    result = run_benchmark(tmp_path, '--no-memory', '--phases', '1',
+                           '--variants', 'wrapper_attack_off', 'aemim')
+    phases = result['phases']
+    assert phases['iterations'] == 1
+    assert list(phases['variants']) == ['wrapper_attack_off', 'aemim']
+    off, aemim = phases['variants']['wrapper_attack_off'], phases[
+        'variants']['aemim']
+    assert (off['subset'], aemim['subset']) == (0, 4)   # smoke batch 4
+    assert off['attack'] == 0 and off['adv_per_image_over_clean'] is None
+    assert aemim['attack'] > 0 and aemim['adv_per_image_over_clean'] > 0
+    for row in (off, aemim):
+        parts = sum(row[k] for k in ('clean_forward', 'clean_backward',
+                                     'attack', 'adversarial_forward',
+                                     'adversarial_backward', 'optimizer',
+                                     'rest'))
+        assert parts == pytest.approx(row['iteration'])
+        assert row['rest'] >= 0
+    table = load_tool('benchmark').format_phases(phases)
+    assert '| aemim | 4 | ' in table and 'attack' in table.splitlines()[2]
+
+
 @pytest.mark.parametrize('args,message', [
+    (['--phases', '-1'], '--phases must be >= 0'),
+    (['--preset', 'gpu', '--phases', '1'], '--phases: preset gpu runs on a '
+     'GPU'),
     (['--reps', '0'], '--reps must be >= 1'),
     (['--batch', '0'], '--batch must be >= 1'),
     (['--processes', '0'], '--processes must be >= 1'),

@@ -21,7 +21,13 @@ median of the N per-process ratios. Reported per variant:
 * peak memory: on a GPU the allocator's peak; on a CPU the peak resident
   memory of a fresh subprocess that builds the variant and trains it for the
   same iterations, minus its resident memory before the first iteration;
-* for the ``cpu`` preset, whether the targets of :data:`TARGETS` hold.
+* for the ``cpu`` preset, whether the targets of :data:`TARGETS` hold;
+* with ``--phases N`` (CPU presets), where each wrapped variant's time goes:
+  N iterations under torch's profiler, split into the phases that
+  :mod:`aemim_mm.models.profiling` names (clean forward and backward, attack,
+  adversarial forward and backward, optimizer), medians over the N, and the
+  adversarial pass's time per image over the clean pass's (1.0: the subset
+  costs per image what the full batch does).
 
 The C allocator (Linux, glibc). On a GPU, PyTorch's caching allocator keeps
 freed blocks and hands them out again. On a CPU, glibc returns large freed
@@ -79,9 +85,12 @@ if _REPO_ROOT not in sys.path:
 import torch  # noqa: E402
 from mmengine.optim import OptimWrapper  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import aemim_mm  # noqa: E402,F401  (registration)
+from aemim_mm.models.profiling import PHASES, phase_seconds  # noqa: E402
+from aemim_mm.models.randomness import round_half_up  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
 from mmpretrain.structures import DataSample  # noqa: E402
 
@@ -234,6 +243,36 @@ class Runner:
         return counter.get_total_flops()
 
 
+def profile_phases(runner: Runner, iters: int) -> Dict[str, float]:
+    """Seconds per phase of ``runner``'s iteration (CPU), medians over
+    ``iters`` profiled iterations.
+
+    Returns:
+        The :data:`~aemim_mm.models.profiling.PHASES`, ``rest`` (the
+        iteration outside them: data preprocessing, logging), ``iteration``
+        (the profiled iteration's wall time), ``subset`` (the adversarial
+        samples per iteration) and ``adv_per_image_over_clean``: the
+        adversarial pass's forward and backward time per image over the
+        clean pass's (``None`` without a subset).
+    """
+    runs = []
+    for _ in range(iters):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            wall = runner.step()
+        phases = phase_seconds(prof)
+        runs.append(dict(phases, rest=wall - sum(phases.values()),
+                         iteration=wall))
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    batch = runner.preset['batch']
+    subset = round_half_up(runner.model.adv_ratio * batch)
+    clean = (med['clean_forward'] + med['clean_backward']) / batch
+    adv = med['adversarial_forward'] + med['adversarial_backward']
+    med['subset'] = subset
+    med['adv_per_image_over_clean'] = (adv / subset / clean
+                                       if subset and clean else None)
+    return med
+
+
 def build_runners(variants: Variants, preset: dict) -> List[Runner]:
     """One :class:`Runner` per variant, in the order of ``variants``."""
     return [Runner(n, build_variant(n, variants, preset), preset)
@@ -374,6 +413,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='add steps 1-3 and adv_ratio 0.25-1 variants')
     parser.add_argument('--variants', nargs='+', default=None,
                         help='only these variants (mae is always included)')
+    parser.add_argument('--phases', type=int, default=0, metavar='N',
+                        help='also profile N iterations of each wrapped '
+                        'variant and split their time into phases (CPU '
+                        'presets; default 0: no profiling)')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the per-variant memory measurement')
     parser.add_argument('--malloc', choices=['cache', 'default'],
@@ -392,6 +435,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                          f' got {getattr(args, name)}')
     if args.batch is not None and args.batch < 1:
         parser.error(f'--batch must be >= 1, got {args.batch}')
+    if args.phases < 0:
+        parser.error(f'--phases must be >= 0, got {args.phases}')
+    if args.phases and PRESETS[args.preset]['device'] != 'cpu':
+        parser.error(f'--phases: preset {args.preset} runs on a GPU, where '
+                     'the profiler\'s host-side ranges do not time the '
+                     'device; use a CPU preset, or a torch profiler trace '
+                     '(the ranges are named there too)')
     return args
 
 
@@ -449,6 +499,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
         else:
             memory[runner.name] = measure_cpu_memory(runner.name, args)
 
+    phases = {}
+    for runner in runners:
+        if args.phases and variants[runner.name][0]:     # wrapped
+            print(f'profiling the phases of {runner.name} ({args.phases} '
+                  'iterations)', flush=True)
+            phases[runner.name] = profile_phases(runner, args.phases)
+
     rows = {}
     for name in variants:
         times = [t for proc in per_process for t in proc[name]]
@@ -494,6 +551,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
             [rows[n]['median_s'] for n in ratios])
     result['growth'] = growth
     result['targets'] = check_targets(rows, TARGETS.get(args.preset, []))
+    if phases:
+        result['phases'] = dict(iterations=args.phases, variants=phases)
     print(format_table(result))
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
@@ -560,6 +619,28 @@ def format_table(result: dict) -> str:
             value += f' (repetitions {_format_range(spread)})'
         lines.append(f'target {t["variant"]} {t["what"]} <= {t["limit"]}: '
                      f'{value}, {verdict[t["met"]]}')
+    if result.get('phases'):
+        lines += ['', format_phases(result['phases'])]
+    return '\n'.join(lines)
+
+
+def format_phases(phases: dict) -> str:
+    """The ``--phases`` result as a markdown table (seconds)."""
+    cols = PHASES + ('rest', 'iteration')
+    lines = [
+        f'phases: seconds per iteration, medians of {phases["iterations"]} '
+        'profiled iterations', '',
+        '| variant | subset | ' + ' | '.join(c.replace('_', ' ')
+                                            for c in cols) +
+        ' | adversarial pass per image / clean pass per image |',
+        '|' + '---|' * (len(cols) + 3)
+    ]
+    for name, p in phases['variants'].items():
+        ratio = p['adv_per_image_over_clean']
+        lines.append(
+            f'| {name} | {p["subset"]} | ' +
+            ' | '.join(f'{p[c]:.3f}' for c in cols) +
+            f' | {"-" if ratio is None else f"{ratio:.3f}"} |')
     return '\n'.join(lines)
 
 

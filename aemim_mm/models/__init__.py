@@ -4,10 +4,12 @@ from .adapters import (AdapterLayerNorm, adapter_route, convert_adapters,
 from .algorithms import MIMInterface, build_mim_interface
 from .attack import FeatureDistancePGD
 from .backbones import TimmMAEViT
+from .profiling import phase_seconds
 from .wrapper import AdversarialMIMWrapper
 
 __all__ = [
     'AdapterLayerNorm', 'adapter_route', 'convert_adapters',
     'adversarial_state_dict_keys', 'MIMInterface', 'build_mim_interface',
-    'FeatureDistancePGD', 'TimmMAEViT', 'AdversarialMIMWrapper'
+    'FeatureDistancePGD', 'TimmMAEViT', 'AdversarialMIMWrapper',
+    'phase_seconds'
 ]

@@ -20,6 +20,7 @@ from mmengine.model import BaseModel
 from mmengine.model.weight_init import initialize
 from mmengine.optim import OptimWrapper
 from torch import nn
+from torch.profiler import record_function
 
 from mmpretrain.models.necks import MAEPretrainDecoder
 from mmpretrain.models.selfsup import MAEViT
@@ -32,6 +33,8 @@ from .adapters import (ADAPTERS, adapter_route, clean_twin_key,
 from .algorithms import build_mim_interface
 from .attack import feature_distance
 from .patchify import patchify_as_matmul
+from .profiling import (ADVERSARIAL, ADVERSARIAL_UPDATE, ATTACK,
+                        CLEAN_BACKWARD, CLEAN_FORWARD)
 from .randomness import START, SampleRandomness
 
 _ALGO = 'algorithm.'
@@ -168,7 +171,7 @@ class AdversarialMIMWrapper(BaseModel):
         target_feat = clean.feat_clean[idx]                 # sg(E(x^m))
         with adapter_route(self, 'adv'):
             # 5-10: x_a = PGD-T on L_adv, random start, parameters fixed
-            with patchify_as_matmul(self.algorithm):    # faster d/dx on CPU
+            with patchify_as_matmul(self.algorithm), record_function(ATTACK):
                 attack = self.attack(
                     x_sel, self._adv_loss(mask_sel, target_feat, x_sel),
                     *self.pixel_stats(x),
@@ -353,6 +356,8 @@ def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
     once: the gradients are those of ``lambda * L_c + (1 - lambda) * L_a``,
     at the peak memory of one graph. Under DDP, the first backward runs
     without gradient synchronisation and the second synchronises the sum.
+    The phases are named ranges in a torch profile
+    (:mod:`aemim_mm.models.profiling`).
 
     Args:
         model: What the Runner trains: ``module`` or its DDP wrapper.
@@ -367,15 +372,17 @@ def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
     with optim_wrapper.optim_context(model):
         data = module.data_preprocessor(data, True)
     with (model.no_sync() if distributed else nullcontext()):
-        with optim_wrapper.optim_context(model):
+        with optim_wrapper.optim_context(model), record_function(
+                CLEAN_FORWARD):
             clean = model(**data, mode='clean')
         loss_clean = module.loss_ratio * clean.rec_clean
         scaled = optim_wrapper.scale_loss(loss_clean)
         scaler = getattr(optim_wrapper, 'loss_scaler', None)    # AMP
         # not optim_wrapper.backward: that counts an accumulation step
-        (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        with record_function(CLEAN_BACKWARD):
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
     clean.rec_clean = clean.rec_clean.detach()       # its graph is freed
-    with optim_wrapper.optim_context(model):
+    with optim_wrapper.optim_context(model), record_function(ADVERSARIAL):
         losses = model(clean, mode='adversarial')
     loss_adv = losses['loss_adv']
     if distributed:     # DDP wants every parameter in the synced graph: add
@@ -383,7 +390,8 @@ def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
         # adversarial subset already gives every parameter a zero term)
         loss_adv = loss_adv + sum(
             p.sum() * 0 for p in module.clean_adapter_parameters())
-    optim_wrapper.update_params(loss_adv)
+    with record_function(ADVERSARIAL_UPDATE):
+        optim_wrapper.update_params(loss_adv)
     _, log_vars = module.parse_losses(
         dict(loss_clean=loss_clean.detach(), **losses))
     return log_vars
