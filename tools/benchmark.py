@@ -67,6 +67,7 @@ records ``cpu_native_bf16``); elsewhere it costs more than fp32.
 import argparse
 import copy
 import json
+import logging
 import os
 import os.path as osp
 import statistics
@@ -83,6 +84,7 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 import torch  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.optim import OptimWrapper  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
@@ -193,7 +195,15 @@ def build_variant(name: str, variants: Variants,
     else:
         cfg = algorithm
     model = MODELS.build(cfg)
-    model.init_weights()
+    # without a Runner's log file, mmengine logs one line per parameter
+    # (thousands per variant) to the console, burying the progress lines
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
     return model.to(preset['device']).train()
 
 
