@@ -214,12 +214,22 @@ class AdversarialMIMWrapper(BaseModel):
         """The adversarial half of an iteration that has none to use.
 
         Every trainable parameter still gets a (zero) gradient from
-        ``loss_adv``, so that DDP sees all of them used on every process.
+        ``loss_adv``, so that DDP sees all of them used on every process and
+        the optimizer updates the same parameters (weight decay, momentum)
+        with or without DDP. Without DDP, after the clean backward
+        (``clean.sole_process``), only the parameters that have no gradient
+        yet are linked: adding zero to the others would cost a pass over
+        every parameter and change nothing.
         """
         zero = clean.rec_clean.detach().new_zeros(())
         params = [p for p in self.parameters() if p.requires_grad]
+        if clean.sole_process:
+            params = [p for p in params if p.grad is None]
+        loss_adv = sum((p.sum() * 0 for p in params), zero)
+        if not loss_adv.requires_grad:      # nothing left to link
+            loss_adv.requires_grad_()
         return dict(
-            loss_adv=sum((p.sum() * 0 for p in params), zero),
+            loss_adv=loss_adv,
             rec_clean=clean.rec_clean.detach(), rec_adv=zero,
             adv_dist_init=zero, adv_dist=zero, adv_linf=zero,
             adv_nonfinite=zero + num_nonfinite)
@@ -338,12 +348,16 @@ class CleanPass:
         rng: The iteration's random draws.
         rec_clean: ``L_c``, with its graph.
         feat_clean: ``sg(E(x^m))``, the attack's target (detached).
+        sole_process: Set by :func:`clean_first_train_step` when ``L_c`` is
+            already backpropagated and no DDP synchronises the next
+            backward (see :meth:`AdversarialMIMWrapper._without_adversarial`).
     """
     inputs: torch.Tensor
     mask: torch.Tensor
     rng: SampleRandomness
     rec_clean: torch.Tensor
     feat_clean: torch.Tensor
+    sole_process: bool = False
 
 
 def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
@@ -382,6 +396,7 @@ def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
         with record_function(CLEAN_BACKWARD):
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
     clean.rec_clean = clean.rec_clean.detach()       # its graph is freed
+    clean.sole_process = not distributed
     with optim_wrapper.optim_context(model), record_function(ADVERSARIAL):
         losses = model(clean, mode='adversarial')
     loss_adv = losses['loss_adv']

@@ -304,6 +304,45 @@ def test_clean_first_train_step_gives_the_gradients_of_loss(adv_ratio):
         assert_close(log_vars[key], ref_vars[key], msg=key)
 
 
+@pytest.mark.parametrize('adapter', ['ln', 'none'])
+def test_clean_first_train_step_without_adversarial_samples(adapter):
+    """adv_ratio 0 on one process: the zero adversarial loss reaches only the
+    parameters that the clean backward left without a gradient ('none': no
+    parameter at all), and AdamW (weight decay, moments) updates exactly as
+    after one backward of loss(), which gives every parameter a gradient."""
+    import copy
+
+    from mmengine.optim import OptimWrapper
+    wrapper = build_wrapper(adv_ratio=0.0, adapter=adapter)
+    wrapper.sample_seed = 3                # same draws in both models
+    twin = copy.deepcopy(wrapper)
+    uint8 = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(0))
+    data = dict(inputs=uint8, data_samples=[None] * 4)
+
+    def adamw(model):
+        return torch.optim.AdamW(model.parameters(), lr=1e-2,
+                                 weight_decay=0.5)
+
+    reference = adamw(twin)
+    optim = OptimWrapper(adamw(wrapper))
+    for _ in range(2):
+        inputs = twin.data_preprocessor(dict(data), True)['inputs']
+        total, _ = twin.parse_losses(twin.loss(inputs, None))
+        total.backward()
+        reference.step()
+        reference.zero_grad()
+        wrapper.train_step(dict(data), optim)
+    for (name, p), q in zip(wrapper.named_parameters(), twin.parameters()):
+        assert_close(p, q, msg=name)
+    trainable = [n for n, p in wrapper.named_parameters() if p.requires_grad]
+    stepped = {n for n, p in wrapper.named_parameters()
+               if p in optim.optimizer.state}
+    assert stepped == set(trainable)
+    assert any(n.rsplit('.', 1)[-1].startswith('adv_')
+               for n in trainable) == (adapter == 'ln')
+
+
 @pytest.mark.parametrize('adapter,expected', [
     ('ln', {'algorithm.backbone.ln1.weight', 'algorithm.neck.ln1.bias'}),
     ('cls_token', {'algorithm.backbone.cls_token'}), ('none', set())])
