@@ -171,6 +171,35 @@ def test_benchmark_phases(tmp_path: Path):
     assert '| aemim | 4 | ' in table and 'attack' in table.splitlines()[2]
 
 
+def test_phases_are_profiled_in_interleaved_rounds():
+    """profile_phases steps the variants in turn, round after round (as the
+    timing does), and reports per variant the medians of its rounds."""
+    from types import SimpleNamespace
+
+    from torch.profiler import record_function
+
+    from aemim_mm.models.profiling import CLEAN_FORWARD
+    bench = load_tool('benchmark')
+    calls = []
+
+    def stub(name, adv_ratio):
+        def step():
+            calls.append(name)
+            with record_function(CLEAN_FORWARD):
+                torch.ones(8).sum()
+            return 1.0
+        return SimpleNamespace(name=name, step=step, preset=dict(batch=8),
+                               model=SimpleNamespace(adv_ratio=adv_ratio))
+
+    result = bench.profile_phases([stub('a', 0.0), stub('b', 0.25)], 3)
+    assert calls == ['a', 'b'] * 3
+    assert (result['a']['subset'], result['b']['subset']) == (0, 2)
+    for row in result.values():
+        assert row['iteration'] == 1.0 and row['clean_forward'] > 0
+        assert row['rest'] == pytest.approx(1.0 - sum(
+            row[k] for k in bench.PHASES))
+
+
 @pytest.mark.parametrize('args,message', [
     (['--phases', '-1'], '--phases must be >= 0'),
     (['--preset', 'gpu', '--phases', '1'], '--phases: preset gpu runs on a '
@@ -212,7 +241,7 @@ def test_readme_phase_table_comes_from_the_committed_result():
     result = json.loads((REPO / 'docs' / 'results' /
                          'benchmark_cpu_phases.json').read_text())
     readme = (REPO / 'README.md').read_text()
-    assert '--phases 3 ' in result['command']
+    assert f'--phases {result["phases"]["iterations"]} ' in result['command']
     assert result['command'].split(' ', 1)[1] in readme
     lines = [ln for ln in bench.format_phases(result['phases']).splitlines()
              if ln]

@@ -23,7 +23,8 @@ median of the N per-process ratios. Reported per variant:
   same iterations, minus its resident memory before the first iteration;
 * for the ``cpu`` preset, whether the targets of :data:`TARGETS` hold;
 * with ``--phases N`` (CPU presets), where each wrapped variant's time goes:
-  N iterations under torch's profiler, split into the phases that
+  N iterations under torch's profiler (interleaved rounds, after the
+  timing), split into the phases that
   :mod:`aemim_mm.models.profiling` names (clean forward and backward, attack,
   adversarial forward and backward, optimizer), medians over the N, and the
   adversarial pass's time per image over the clean pass's (1.0: the subset
@@ -253,34 +254,47 @@ class Runner:
         return counter.get_total_flops()
 
 
-def profile_phases(runner: Runner, iters: int) -> Dict[str, float]:
-    """Seconds per phase of ``runner``'s iteration (CPU), medians over
-    ``iters`` profiled iterations.
+def profile_phases(runners: List[Runner],
+                   iters: int) -> Dict[str, Dict[str, float]]:
+    """Seconds per phase of each runner's iteration (CPU), medians over
+    ``iters`` profiled iterations, taken in interleaved rounds like the
+    timed repetitions (a drift of the machine's speed then shifts every
+    variant alike, not the last ones).
 
     Returns:
-        The :data:`~aemim_mm.models.profiling.PHASES`, ``rest`` (the
-        iteration outside them: data preprocessing, logging), ``iteration``
-        (the profiled iteration's wall time), ``subset`` (the adversarial
-        samples per iteration) and ``adv_per_image_over_clean``: the
-        adversarial pass's forward and backward time per image over the
+        Per runner: the :data:`~aemim_mm.models.profiling.PHASES`, ``rest``
+        (the iteration outside them: data preprocessing, logging),
+        ``iteration`` (the profiled iteration's wall time), ``subset`` (the
+        adversarial samples per iteration) and ``adv_per_image_over_clean``:
+        the adversarial pass's forward and backward time per image over the
         clean pass's (``None`` without a subset).
     """
-    runs = []
-    for _ in range(iters):
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            wall = runner.step()
-        phases = phase_seconds(prof)
-        runs.append(dict(phases, rest=wall - sum(phases.values()),
-                         iteration=wall))
-    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    batch = runner.preset['batch']
-    subset = round_half_up(runner.model.adv_ratio * batch)
-    clean = (med['clean_forward'] + med['clean_backward']) / batch
-    adv = med['adversarial_forward'] + med['adversarial_backward']
-    med['subset'] = subset
-    med['adv_per_image_over_clean'] = (adv / subset / clean
-                                       if subset and clean else None)
-    return med
+    runs: Dict[str, List[dict]] = {r.name: [] for r in runners}
+    start = time.perf_counter()
+    for i in range(iters):
+        for runner in runners:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                wall = runner.step()
+            phases = phase_seconds(prof)
+            runs[runner.name].append(
+                dict(phases, rest=wall - sum(phases.values()),
+                     iteration=wall))
+        done = time.perf_counter() - start
+        print(f'  profiled round {i + 1}/{iters} done, eta '
+              f'{done / (i + 1) * (iters - i - 1):.0f} s', flush=True)
+    result = {}
+    for runner in runners:
+        rows = runs[runner.name]
+        med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+        batch = runner.preset['batch']
+        subset = round_half_up(runner.model.adv_ratio * batch)
+        clean = (med['clean_forward'] + med['clean_backward']) / batch
+        adv = med['adversarial_forward'] + med['adversarial_backward']
+        med['subset'] = subset
+        med['adv_per_image_over_clean'] = (adv / subset / clean
+                                           if subset and clean else None)
+        result[runner.name] = med
+    return result
 
 
 def build_runners(variants: Variants, preset: dict) -> List[Runner]:
@@ -510,11 +524,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
             memory[runner.name] = measure_cpu_memory(runner.name, args)
 
     phases = {}
-    for runner in runners:
-        if args.phases and variants[runner.name][0]:     # wrapped
-            print(f'profiling the phases of {runner.name} ({args.phases} '
-                  'iterations)', flush=True)
-            phases[runner.name] = profile_phases(runner, args.phases)
+    if args.phases:
+        wrapped = [r for r in runners if variants[r.name][0]]
+        print(f'profiling the phases of {", ".join(r.name for r in wrapped)}'
+              f' ({args.phases} interleaved rounds)', flush=True)
+        phases = profile_phases(wrapped, args.phases)
 
     rows = {}
     for name in variants:
@@ -639,7 +653,7 @@ def format_phases(phases: dict) -> str:
     cols = PHASES + ('rest', 'iteration')
     lines = [
         f'phases: seconds per iteration, medians of {phases["iterations"]} '
-        'profiled iterations', '',
+        'profiled iterations in interleaved rounds', '',
         '| variant | subset | ' + ' | '.join(c.replace('_', ' ')
                                             for c in cols) +
         ' | adversarial pass per image / clean pass per image |',
