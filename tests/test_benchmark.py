@@ -360,3 +360,12 @@ def test_readme_attack_precision_table_comes_from_the_committed_result():
     for line in tool.format_rows(result['rows'],
                                  result['amp_dtype']).splitlines():
         assert '  ' + line in readme, f'README lacks: {line}'
+
+
+def test_readme_cpu_training_tunables_are_the_benchmarks():
+    """The allocator setting the README gives for CPU training is the one
+    the benchmark times with."""
+    benchmark = load_tool('benchmark')
+    readme = (REPO / 'README.md').read_text()
+    assert (f'`GLIBC_TUNABLES={benchmark.TIMING_TUNABLES} .venv/bin/python '
+            'tools/train.py CONFIG`') in readme
