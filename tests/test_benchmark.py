@@ -179,6 +179,7 @@ def test_phases_are_profiled_in_interleaved_rounds():
     from torch.profiler import record_function
 
     from aemim_mm.models.profiling import CLEAN_FORWARD
+    from aemim_mm.models.randomness import SampleRandomness
     bench = load_tool('benchmark')
     calls = []
 
@@ -188,8 +189,11 @@ def test_phases_are_profiled_in_interleaved_rounds():
             with record_function(CLEAN_FORWARD):
                 torch.ones(8).sum()
             return 1.0
-        return SimpleNamespace(name=name, step=step, preset=dict(batch=8),
-                               model=SimpleNamespace(adv_ratio=adv_ratio))
+        def select_adversarial(batch, device):    # the wrapper's rule
+            return SampleRandomness(batch, device).select(adv_ratio)
+        return SimpleNamespace(
+            name=name, step=step, preset=dict(batch=8),
+            model=SimpleNamespace(select_adversarial=select_adversarial))
 
     result = bench.profile_phases([stub('a', 0.0), stub('b', 0.25)], 3)
     assert calls == ['a', 'b'] * 3

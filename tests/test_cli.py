@@ -1,10 +1,13 @@
 """The command-line helpers shared by tools/train.py and tools/test.py."""
 import argparse
+import logging
 import os.path as osp
 from typing import List, Optional
 
 import pytest
 from mmengine.config import Config
+from mmengine.logging import MMLogger
+from torch import nn
 
 from aemim_mm.utils import cli
 
@@ -88,3 +91,40 @@ def test_run_does_not_end_the_group_after_a_failure(monkeypatch) -> None:
     with pytest.raises(RuntimeError, match='loss is nan'):
         cli.run(Config({}), fail)
     assert ended == []
+
+
+class _Init(nn.Module):
+    """Logs like mmengine's per-parameter init log; can fail."""
+
+    def __init__(self, fail: bool) -> None:
+        super().__init__()
+        self.fail = fail
+
+    def init_weights(self) -> None:
+        logger = MMLogger.get_current_instance()
+        logger.info('Initialized by user-defined `init_weights`')
+        logger.warning('a warning from init')
+        if self.fail:
+            raise RuntimeError('init failed')
+
+
+@pytest.mark.parametrize('fail', [False, True])
+def test_init_weights_quietly(fail: bool) -> None:
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    seen: List[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        if fail:
+            with pytest.raises(RuntimeError, match='init failed'):
+                cli.init_weights_quietly(_Init(fail))
+        else:
+            cli.init_weights_quietly(_Init(fail))
+        assert seen == ['a warning from init']  # info dropped, warnings kept
+        assert logger.level == level            # and the level is back
+        logger.info('after')
+        assert seen[-1] == 'after'
+    finally:
+        logger.removeHandler(handler)

@@ -40,6 +40,7 @@ from aemim_mm.datasets.skimage_photos import (DEFAULT_PHOTOS,  # noqa: E402
 from aemim_mm.evaluation.attack_precision import (  # noqa: E402
     compare_attack_precision)
 from aemim_mm.models.attack import AMP_DTYPES  # noqa: E402
+from aemim_mm.utils.cli import init_weights_quietly  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
 from mmpretrain.structures import DataSample  # noqa: E402
 
@@ -104,7 +105,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                          f'got {cfg.model.get("type")!r}')
     torch.manual_seed(args.seed)
     model = MODELS.build(cfg.model)
-    model.init_weights()
+    init_weights_quietly(model)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint, map_location='cpu')
     model.eval()

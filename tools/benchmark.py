@@ -68,7 +68,6 @@ records ``cpu_native_bf16``); elsewhere it costs more than fp32.
 import argparse
 import copy
 import json
-import logging
 import os
 import os.path as osp
 import statistics
@@ -85,7 +84,6 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 import torch  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.optim import OptimWrapper  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
@@ -93,7 +91,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import aemim_mm  # noqa: E402,F401  (registration)
 from aemim_mm.models.profiling import PHASES, phase_seconds  # noqa: E402
-from aemim_mm.models.randomness import round_half_up  # noqa: E402
+from aemim_mm.utils.cli import init_weights_quietly  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
 from mmpretrain.structures import DataSample  # noqa: E402
 
@@ -196,15 +194,7 @@ def build_variant(name: str, variants: Variants,
     else:
         cfg = algorithm
     model = MODELS.build(cfg)
-    # without a Runner's log file, mmengine logs one line per parameter
-    # (thousands per variant) to the console, burying the progress lines
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
+    init_weights_quietly(model)
     return model.to(preset['device']).train()
 
 
@@ -287,7 +277,8 @@ def profile_phases(runners: List[Runner],
         rows = runs[runner.name]
         med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
         batch = runner.preset['batch']
-        subset = round_half_up(runner.model.adv_ratio * batch)
+        subset = runner.model.select_adversarial(
+            batch, torch.device('cpu')).numel()
         clean = (med['clean_forward'] + med['clean_backward']) / batch
         adv = med['adversarial_forward'] + med['adversarial_backward']
         med['subset'] = subset

@@ -1,17 +1,22 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share on the command line.
+"""What the command-line tools share.
 
-Both take a config, ``--work-dir``, ``--cfg-options``, ``--launcher`` and the
-``--local-rank`` that ``torch.distributed.launch`` passes, and both run an
-mmengine ``Runner`` in a process group that also works without CUDA
-(:mod:`.distributed`).
+``tools/train.py`` and ``tools/test.py`` both take a config, ``--work-dir``,
+``--cfg-options``, ``--launcher`` and the ``--local-rank`` that
+``torch.distributed.launch`` passes, and both run an mmengine ``Runner`` in a
+process group that also works without CUDA (:mod:`.distributed`). Tools that
+build a model without a ``Runner`` (``tools/benchmark.py``,
+``tools/attack_precision.py``) initialise it with :func:`init_weights_quietly`.
 """
 import argparse
+import logging
 import os
 import os.path as osp
 from typing import Callable
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
 from mmengine.runner import Runner
+from torch import nn
 
 from .distributed import end_process_group, init_cpu_process_group
 
@@ -95,3 +100,22 @@ def run(cfg: Config, loop: Callable[[Runner], object]) -> None:
     loop(Runner.from_cfg(cfg))
     if started:
         end_process_group()
+
+
+def init_weights_quietly(model: nn.Module) -> None:
+    """``model.init_weights()`` without mmengine's per-parameter log.
+
+    Without a ``Runner``'s log file, mmengine logs one line per parameter to
+    the console (thousands for a ViT), burying a tool's own output. Warnings
+    and errors still show.
+
+    Args:
+        model: An mmengine ``BaseModule``.
+    """
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)

@@ -60,6 +60,8 @@ def test_tool_on_the_cifar_config(tmp_path: Path):
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert '| steps | distance at start |' in proc.stdout
+    # the table stays readable: no per-parameter initialisation log
+    assert 'init_weights' not in proc.stdout + proc.stderr
     result = json.loads(out.read_text())
     assert [r['steps'] for r in result['rows']] == [1, 2]
     assert len(result['images']) == 8 and result['amp_dtype'] == 'bfloat16'
