@@ -21,6 +21,10 @@ median of the N per-process ratios. Reported per variant:
 * peak memory: on a GPU the allocator's peak; on a CPU the peak resident
   memory of a fresh subprocess that builds the variant and trains it for the
   same iterations, minus its resident memory before the first iteration;
+* with ``--peak-size N`` (default 8192 on a GPU, off on a CPU): the best
+  rate of N x N x N matrix products in the training precision (bf16 under
+  AMP, else fp32), measured in the same process, and per variant the
+  achieved TFLOP/s and the model FLOP utilisation (MFU) against that peak;
 * for the ``cpu`` preset, whether the targets of :data:`TARGETS` hold;
 * with ``--phases N`` (CPU presets), where each wrapped variant's time goes:
   N iterations under torch's profiler (interleaved rounds, after the
@@ -244,6 +248,30 @@ class Runner:
         return counter.get_total_flops()
 
 
+def matmul_peak_tflops(device: str, dtype: torch.dtype, size: int,
+                       reps: int = 10) -> float:
+    """Best rate of ``size``-cubed matrix products, in TFLOP/s.
+
+    The ceiling the model FLOP utilisation is read against: random
+    operands, three untimed products, then the best of ``reps`` timed ones.
+    """
+    gen = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(size, size, generator=gen, device=device, dtype=dtype)
+    b = torch.randn(size, size, generator=gen, device=device, dtype=dtype)
+    cuda = device == 'cuda'
+    best = float('inf')
+    for i in range(3 + reps):
+        if cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        torch.mm(a, b)
+        if cuda:
+            torch.cuda.synchronize()
+        if i >= 3:
+            best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e12
+
+
 def profile_phases(runners: List[Runner],
                    iters: int) -> Dict[str, Dict[str, float]]:
     """Seconds per phase of each runner's iteration (CPU), medians over
@@ -432,6 +460,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='also profile N iterations of each wrapped '
                         'variant and split their time into phases (CPU '
                         'presets; default 0: no profiling)')
+    parser.add_argument('--peak-size', type=int, default=None, metavar='N',
+                        help='measure the matrix-product peak with N x N '
+                        'operands and report MFU against it (default: 8192 '
+                        'on a GPU, 0 = off on a CPU)')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the per-variant memory measurement')
     parser.add_argument('--malloc', choices=['cache', 'default'],
@@ -450,6 +482,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                          f' got {getattr(args, name)}')
     if args.batch is not None and args.batch < 1:
         parser.error(f'--batch must be >= 1, got {args.batch}')
+    if args.peak_size is not None and args.peak_size < 0:
+        parser.error(f'--peak-size must be >= 0, got {args.peak_size}')
     if args.phases < 0:
         parser.error(f'--phases must be >= 0, got {args.phases}')
     if args.phases and PRESETS[args.preset]['device'] != 'cpu':
@@ -502,6 +536,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
                        for k in range(args.processes)]
         runners = build_runners(variants, preset)   # for FLOPs and memory
     flops = {r.name: r.flops() for r in runners}
+    peak_size = args.peak_size
+    if peak_size is None:
+        peak_size = 8192 if preset['device'] == 'cuda' else 0
+    peak_dtype = torch.bfloat16 if preset['amp'] else torch.float32
+    peak = (matmul_peak_tflops(preset['device'], peak_dtype, peak_size)
+            if peak_size else None)
     memory: Dict[str, Optional[int]] = {}
     for runner in runners:
         if args.no_memory:
@@ -542,11 +582,16 @@ def main(argv: Optional[List[str]] = None) -> dict:
             mem_ratio=(None if memory[name] is None or not memory['mae'] else
                        memory[name] / memory['mae']), times_s=times,
             process_ratios=process_ratios)
+        if peak:
+            rows[name].update(tflops=flops[name] / med / 1e12,
+                              mfu=flops[name] / med / 1e12 / peak)
     result = dict(
         preset=args.preset, batch=preset['batch'], device=preset['device'],
         device_name=(torch.cuda.get_device_name() if preset['device'] ==
                      'cuda' else f'CPU, {os.cpu_count()} cores'),
         cpu_native_bf16=native_bf16,
+        matmul_peak_tflops=peak, peak_size=peak_size or None,
+        peak_dtype=str(peak_dtype).replace('torch.', '') if peak else None,
         torch=torch.__version__, threads=torch.get_num_threads(),
         warmup=args.warmup, reps=args.reps, processes=args.processes,
         glibc_tunables=os.environ.get('GLIBC_TUNABLES'),
@@ -568,7 +613,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     result['targets'] = check_targets(rows, TARGETS.get(args.preset, []))
     if phases:
         result['phases'] = dict(iterations=args.phases, variants=phases)
-    print(format_table(result))
+    result['table'] = format_table(result)
+    print(result['table'])
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=2)
@@ -595,14 +641,18 @@ def rep_ratio_range(rows: Dict[str, dict],
 
 
 def format_table(result: dict) -> str:
-    """The result as a markdown table."""
+    """The result as a markdown table (with TFLOP/s and MFU columns when
+    the run measured a matrix-product peak)."""
+    peak = result.get('matmul_peak_tflops')
     lines = [
         f'preset {result["preset"]}, {result["device_name"]}, batch '
         f'{result["batch"]}, {_processes(result)}{result["reps"]} '
         f'interleaved repetitions after {result["warmup"]} warm-up', '',
         '| variant | steps | adv_ratio | median s/iter | images/s | ratio to '
         'MAE | ratio per repetition | GFLOPs | FLOP ratio | measured / '
-        'predicted | peak mem MiB | mem ratio |', '|' + '---|' * 12
+        'predicted | peak mem MiB | mem ratio |' +
+        (' TFLOP/s | MFU |' if peak else ''),
+        '|' + '---|' * (14 if peak else 12)
     ]
     rows = result['variants']
     for name, r in rows.items():
@@ -614,7 +664,13 @@ def format_table(result: dict) -> str:
             f'{r["median_s"]:.3f} | {r["images_per_s"]:.2f} | '
             f'{r["ratio"]:.3f} | {_format_range(rep_ratio_range(rows, name))}'
             f' | {r["gflops"]:.1f} | {r["flop_ratio"]:.3f} |'
-            f' {r["measured_over_predicted"]:.3f} | {mem} | {mem_ratio} |')
+            f' {r["measured_over_predicted"]:.3f} | {mem} | {mem_ratio} |' +
+            (f' {r["tflops"]:.3g} | {100 * r["mfu"]:.1f} % |' if peak
+             else ''))
+    if peak:
+        lines += ['', f'matrix-product peak measured in this run: '
+                  f'{peak:.3g} TFLOP/s ({result["peak_dtype"]}, '
+                  f'{result["peak_size"]}^3); MFU = FLOPs / s / peak']
     after = []
     if rows.get('mae', {}).get('times_s'):
         after.append(format_noise(rows['mae']['times_s']))

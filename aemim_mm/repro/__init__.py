@@ -2,10 +2,10 @@
 
 ``tools/mini_repro.py`` runs :func:`run_pipeline` with a preset of
 ``configs/mini_repro/`` (see ``docs/mini_repro.md``). Importing this package
-registers :class:`~aemim_mm.repro.hooks.EpochTimeHook` in mmpretrain's
-``HOOKS``.
+registers :class:`~aemim_mm.repro.hooks.EpochTimeHook` and
+:class:`~aemim_mm.repro.hooks.TimeBudgetHook` in mmpretrain's ``HOOKS``.
 """
-from .hooks import EpochTimeHook
+from .hooks import EpochTimeHook, TimeBudgetHook
 from .pipeline import encoders, run_pipeline
 from .preset import (METHOD_CONFIGS, METHOD_LABELS, load_preset,
                      validate_preset)
@@ -13,7 +13,7 @@ from .report import stat, write_report
 from .stages import equal_time_epochs
 
 __all__ = [
-    'EpochTimeHook', 'encoders', 'run_pipeline', 'METHOD_CONFIGS',
+    'EpochTimeHook', 'TimeBudgetHook', 'encoders', 'run_pipeline', 'METHOD_CONFIGS',
     'METHOD_LABELS', 'load_preset', 'validate_preset', 'stat',
     'write_report', 'equal_time_epochs'
 ]

@@ -1,4 +1,5 @@
-"""Per-epoch wall time of a training run (for the equal-wall-time comparison).
+"""Wall-clock hooks of the experiment pipelines: per-epoch time
+(:class:`EpochTimeHook`) and a training time budget (:class:`TimeBudgetHook`).
 
 :class:`EpochTimeHook` writes ``<work_dir>/epoch_times.json``:
 ``{"epoch": [1, 2, ...], "seconds": [...], "cumulative": [...]}``, the wall
@@ -15,6 +16,8 @@ from typing import Dict, List
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
+
+from ..utils.checks import is_number
 
 
 @HOOKS.register_module()
@@ -73,3 +76,59 @@ class EpochTimeHook(Hook):
         with open(tmp, 'w') as f:
             json.dump(dict(self.records, cumulative=cumulative), f)
         os.replace(tmp, self.path(runner))
+
+
+@HOOKS.register_module()
+class TimeBudgetHook(Hook):
+    """End training at an epoch boundary when the next epoch would overrun a
+    wall-clock budget, and save the weights the run ends with.
+
+    The budget counts from ``before_train``. After every epoch, if the time
+    spent plus the mean epoch time so far exceeds ``seconds``, the loop is
+    told to stop (``train_loop.stop_training``). At the last epoch, planned
+    or cut, the model (no optimizer or scheduler state) is saved as
+    ``<work_dir>/<filename>``, and ``<work_dir>/time_budget.json`` records
+    ``{"seconds", "elapsed", "epochs", "max_epochs", "cut"}``.
+
+    Args:
+        seconds: The wall-clock budget of the training loop.
+        filename: Checkpoint file written when training ends.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, seconds: float, filename: str = 'final.pth') -> None:
+        if not is_number(seconds) or not seconds > 0:
+            raise ValueError(f'TimeBudgetHook: seconds must be a number > 0, '
+                             f'got {seconds!r}')
+        if not isinstance(filename, str) or not filename or \
+                os.sep in filename:
+            raise ValueError(f'TimeBudgetHook: filename must be a file name, '
+                             f'got {filename!r}')
+        self.seconds, self.filename = float(seconds), filename
+        self._start = 0.0
+
+    def before_train(self, runner) -> None:
+        """Start the clock."""
+        self._start = time.perf_counter()
+
+    def after_train_epoch(self, runner) -> None:
+        """Stop when the next epoch would not fit; save at the end."""
+        done = runner.epoch + 1   # the loop counts the epoch after the hooks
+        elapsed = time.perf_counter() - self._start
+        cut = (done < runner.max_epochs
+               and elapsed + elapsed / done > self.seconds)
+        if cut:
+            runner.train_loop.stop_training = True
+        if cut or done >= runner.max_epochs:
+            runner.save_checkpoint(runner.work_dir, self.filename,
+                                   save_optimizer=False,
+                                   save_param_scheduler=False)
+            self._write(runner, dict(seconds=self.seconds, elapsed=elapsed,
+                                     epochs=done,
+                                     max_epochs=runner.max_epochs, cut=cut))
+
+    @master_only
+    def _write(self, runner, record: dict) -> None:
+        with open(osp.join(runner.work_dir, 'time_budget.json'), 'w') as f:
+            json.dump(record, f)

@@ -248,12 +248,13 @@ def equal_time_epochs(target_seconds: float,
 # ---------------------------------------------------------------- evaluate
 def evaluate_classifier(cfg, checkpoint: str, test_dir: str,
                         corruption_root: Optional[str],
-                        preset: Dict[str, Any], seed: int) -> Dict[str, Any]:
-    """Clean top-1; with ``corruption_root`` also corruptions and attacks."""
+                        preset: Dict[str, Any], seed: int,
+                        adversarial: Optional[bool] = None) -> Dict[str, Any]:
+    """Clean top-1; with ``corruption_root`` also the corruptions; with
+    ``adversarial`` (default: when ``corruption_root`` is given) FGSM / PGD
+    (:func:`attack_accuracies`)."""
     import torch
-    from torch.utils.data import Subset
 
-    from ..evaluation.adversarial import evaluate_attacks, subset_indices
     from ..evaluation.inference import (build_dataset, evaluate,
                                         load_classifier, test_pipeline)
     from ..evaluation.ood import evaluate_corruption_grid, find_corruptions
@@ -269,6 +270,11 @@ def evaluate_classifier(cfg, checkpoint: str, test_dir: str,
     result = dict(num_test=len(dataset), clean_top1=float(evaluate(
         model, dataset, [dict(type='Accuracy', topk=(1, ))], 'clean test',
         ev['batch_size'], ev['num_workers'])['accuracy/top1']))
+    if adversarial is None:
+        adversarial = corruption_root is not None
+    if adversarial:
+        result.update(attack_accuracies(model, dataset, ev['adversarial'],
+                                        ev['num_workers'], device, seed))
     if corruption_root is None:
         return result
     # evaluate_cifar10_c reads all five severities; the preset may use fewer
@@ -282,19 +288,40 @@ def evaluate_classifier(cfg, checkpoint: str, test_dir: str,
     result['corruption_mean'] = float(sum(values) / len(values))
     result['corruption'] = {c: {str(s): float(a) for s, a in by_s.items()}
                             for c, by_s in top1.items()}
-    adv = ev['adversarial']
+    return result
+
+
+def attack_accuracies(model, dataset, adv: Dict[str, Any], num_workers: int,
+                      device: str, seed: int) -> Dict[str, Any]:
+    """FGSM / PGD top-1 (%) on a fixed subset of ``dataset``.
+
+    Args:
+        model: The classifier.
+        dataset: The test set, built with the test pipeline.
+        adv: ``num_samples``, ``fgsm_eps``, ``pgd_eps``, ``pgd_steps``,
+            ``batch_size`` (a preset's ``evaluate.adversarial``).
+        num_workers: Data loading processes.
+        device: Where the attacks run.
+        seed: Seed of PGD's random start (the subset is fixed).
+
+    Returns:
+        ``adv_clean``, ``adv_num_samples``, ``fgsm`` and ``pgd``
+        (``{eps: top-1}``, eps as ``'%g'`` strings).
+    """
+    from torch.utils.data import Subset
+
+    from ..evaluation.adversarial import evaluate_attacks, subset_indices
     subset = Subset(dataset, subset_indices(len(dataset),
                                             adv['num_samples'], seed=0))
     attacks = evaluate_attacks(
         model, subset, fgsm_eps=adv['fgsm_eps'], pgd_eps=adv['pgd_eps'],
         pgd_steps=adv['pgd_steps'], batch_size=adv['batch_size'],
-        num_workers=ev['num_workers'], device=device, seed=seed)
-    result.update(
+        num_workers=num_workers, device=device, seed=seed)
+    return dict(
         adv_clean=float(attacks['clean']),
         adv_num_samples=int(attacks['num_samples']),
         fgsm={_eps_key(e): float(a) for e, a in attacks['fgsm'].items()},
         pgd={_eps_key(e): float(a) for e, a in attacks['pgd'].items()})
-    return result
 
 
 def _eps_key(eps: float) -> str:
