@@ -77,13 +77,13 @@ PRESETS: Dict[str, Dict[str, Any]] = {
             cap=None, min_s=150, train_per_class=None, test_per_class=None,
             settings=dict(
                 encoder_layers=None, decoder_depth=None, batch_size=512,
-                num_workers=12, log_interval=20,
-                linprobe=dict(epochs=8, warmup_epochs=1, batch_size=512),
-                evaluate=dict(batch_size=500, num_workers=8,
+                num_workers=14, log_interval=20,
+                linprobe=dict(epochs=5, warmup_epochs=1, batch_size=512),
+                evaluate=dict(batch_size=500, num_workers=14,
                               adversarial=dict(num_samples=1000,
                                                pgd_steps=10, batch_size=500,
                                                **ATTACKS)),
-                downstream_s=30, min_pretrain_s=20, pretrain_s=None)),
+                downstream_s=40, min_pretrain_s=20, pretrain_s=None)),
         sweep=dict(cap=80, min_s=40, variants=SWEEP,
                    args=['--warmup', '1', '--reps', '5'])),
     # the same stages on a CPU in a few minutes (tests/test_device_run.py)

@@ -21,6 +21,7 @@ method, on the same data, seed and machine:
 Each finished step is written to ``equal_time.json`` at once; the table and
 ``equal_time.png`` (loss curves, accuracy against eps) come at the end.
 """
+import gc
 import json
 import math
 import os
@@ -325,6 +326,7 @@ def run_equal_time(out_dir: str, work_dir: str, data_root: str,
                         data_root, settings, seed)
         result['methods'][method]['calibration'] = cal
         save()
+        gc.collect()
         step(f'{method}: {cal["epoch_seconds"]:.2f} s per epoch')
     left = seconds - (time.monotonic() - start)
     overhead = max(result['methods'][m]['calibration']['overhead_s']
@@ -340,6 +342,7 @@ def run_equal_time(out_dir: str, work_dir: str, data_root: str,
             method, osp.join(work_dir, method, 'pretrain'), data_root,
             settings, seed, budget, r['calibration']['epoch_seconds'])
         save()
+        gc.collect()    # the finished run's loader workers
     for method in methods:
         r = result['methods'][method]
         step(f'linear probe and attacks of {method}')
@@ -347,6 +350,7 @@ def run_equal_time(out_dir: str, work_dir: str, data_root: str,
                                osp.join(work_dir, method, 'downstream'),
                                data_root, settings, seed)
         save()
+        gc.collect()
     result['table'] = format_table(result)
     save()
     plot(result, osp.join(out_dir, 'equal_time.png'))
