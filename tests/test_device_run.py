@@ -414,3 +414,20 @@ def test_rehearsal_runs_every_stage(kit, tmp_path):
     md = (out / 'summary.md').read_text()
     assert '## Cost (Table 4)' in md and '## Equal wall time' in md
     assert 'bash tools/device_run.sh --preset rehearsal' in md
+
+
+def test_ensure_distutils_enables_setuptools_shim(run_tool, monkeypatch):
+    """Python >= 3.12 has no distutils; the kit's setuptools shim stands in
+    (simulated here by hiding the module)."""
+    import _distutils_hack
+    monkeypatch.setitem(sys.modules, 'distutils', None)   # ImportError
+    before = list(sys.meta_path)
+    calls = []
+    monkeypatch.setattr(_distutils_hack, 'add_shim',
+                        lambda: calls.append('add_shim'))
+    run_tool.ensure_distutils()
+    assert calls == ['add_shim'] and sys.meta_path == before
+    monkeypatch.delitem(sys.modules, 'distutils')
+    calls.clear()
+    run_tool.ensure_distutils()     # importable: nothing to do
+    assert calls == []

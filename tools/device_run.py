@@ -250,6 +250,21 @@ def stage_commands(name: str, args: argparse.Namespace,
              '--work-dir', args.work_dir, '--seconds', f'{limit:.0f}']]
 
 
+def ensure_distutils() -> None:
+    """Make ``import distutils`` work on Python >= 3.12 (mmengine's Runner
+    imports it to log the environment; the stdlib has none since 3.12).
+
+    The kit's setuptools provides it through its ``_distutils_hack``, which
+    a site folder's ``.pth`` file would enable; the kit's folder is on
+    ``PYTHONPATH``, where no ``.pth`` file is read, so it is enabled here.
+    """
+    try:
+        import distutils  # noqa: F401
+    except ImportError:
+        import _distutils_hack
+        _distutils_hack.add_shim()
+
+
 def cifar10_folder(args: argparse.Namespace) -> str:
     """Where the kit's CIFAR-10 archive is extracted."""
     return osp.join(args.work_dir, 'cifar10_full')
@@ -258,6 +273,7 @@ def cifar10_folder(args: argparse.Namespace) -> str:
 def run_stage(name: str, args: argparse.Namespace) -> int:
     """Body of a ``--stage`` subprocess (``ddp``, ``equal_time``)."""
     preset = PRESETS[args.preset]
+    ensure_distutils()
     import aemim_mm  # noqa: F401  (registration)
     if name == 'ddp':
         from aemim_mm.repro.ddp_check import run_ddp_check
