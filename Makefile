@@ -5,6 +5,9 @@
 #   make env-det   env + the det extra (mmdet) + full mmcv (tools/install_mmcv.sh)
 #   make demo      env, then tools/demo.py (writes to work_dirs/demo)
 #   make test      env-det, then pytest (detection tests fail instead of skipping)
+#   make test-fast env-det, then pytest -m 'not slow' (no end-to-end runs; minutes)
+#   make devkit    env, then tools/device_kit.py: .devkit/ for the GPU run
+#                  (docs/device_run.md)
 #
 # Variables: PYTHON (interpreter that creates the venv), VENV (venv folder),
 # SHARED_WHEELS (a wheel cache passed to tools/install_mmcv.sh when it exists).
@@ -23,7 +26,7 @@ DET_STAMP := $(VENV)/.aemim-env-det.stamp
 REQ_FILES := setup.py $(wildcard requirements/*.txt)
 
 .DEFAULT_GOAL := help
-.PHONY: help env env-det demo test
+.PHONY: help env env-det demo test test-fast devkit
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -67,3 +70,11 @@ demo: env
 
 test: env-det
 	AEMIM_REQUIRE_DET=1 $(PY) -m pytest tests
+
+# The edit-test loop: everything but the tests marked `slow` (pytest.ini).
+test-fast: env-det
+	AEMIM_REQUIRE_DET=1 $(PY) -m pytest -m 'not slow' tests
+
+# What the lent GPU machine needs and lacks (wheels, CIFAR-10), git-ignored.
+devkit: env
+	$(PY) tools/device_kit.py

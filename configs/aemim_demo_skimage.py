@@ -12,8 +12,10 @@
 # Outputs in the work dir: the checkpoint, the log (rec_clean / rec_adv),
 # loss_curves.png/.json (LossCurveHook) and
 # <timestamp>/vis_data/vis_image/aemim_grid_<iter>.png (the attack, drawn).
-# Self-contained on purpose (no mmpretrain:: base configs), so it is fast.
+# Self-contained on purpose (no mmpretrain:: base configs), so it is fast;
+# its one base piece picks AEMIM's DDP step for multi-process runs.
 # `tools/demo.py --iters N` rescales every iteration count below to N.
+_base_ = ['./_base_/aemim_ddp.py']
 
 custom_imports = dict(imports=['aemim_mm'], allow_failed_imports=False)
 default_scope = 'mmpretrain'

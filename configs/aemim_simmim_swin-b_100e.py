@@ -7,7 +7,7 @@
 # batch 2048 = 8 GPUs x 256), unchanged, wrapped by AEMIM with the paper's
 # attack defaults but T = 1 step for efficiency: eps 2/255, L2 feature
 # distance, LayerNorm adapters, loss ratio 0.5, adversarial ratio 100 %.
-_base_ = ['./simmim_swin-b_100e.py']
+_base_ = ['./simmim_swin-b_100e.py', './_base_/aemim_ddp.py']
 
 custom_imports = dict(imports=['aemim_mm'], allow_failed_imports=False)
 

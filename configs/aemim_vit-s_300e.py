@@ -5,7 +5,7 @@
 # MAE ViT-S/16 300e recipe (mae_vit-s_300e.py) wrapped by AEMIM with the
 # paper's Table 1 attack settings: eps 2/255, T = 2 steps, L2 feature distance,
 # LayerNorm adapters, loss ratio 0.5, adversarial ratio 100 %.
-_base_ = ['./mae_vit-s_300e.py']
+_base_ = ['./mae_vit-s_300e.py', './_base_/aemim_ddp.py']
 
 custom_imports = dict(imports=['aemim_mm'], allow_failed_imports=False)
 

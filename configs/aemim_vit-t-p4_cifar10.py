@@ -3,7 +3,7 @@
 # compared against mae_vit-t-p4_cifar10.py (whose model it wraps, unchanged).
 # Attack as the paper's Table 1: eps 2/255, T = 2 steps, L2 feature distance,
 # LayerNorm adapters, loss ratio 0.5, adversarial ratio 100 %.
-_base_ = ['./mae_vit-t-p4_cifar10.py']
+_base_ = ['./mae_vit-t-p4_cifar10.py', './_base_/aemim_ddp.py']
 
 custom_imports = dict(imports=['aemim_mm'], allow_failed_imports=False)
 

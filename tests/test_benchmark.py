@@ -29,6 +29,7 @@ def run_benchmark(tmp_path: Path, *args: str) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_benchmark_reports_every_variant(tmp_path: Path):
     result = run_benchmark(tmp_path)
     rows = result['variants']
@@ -57,6 +58,7 @@ def test_benchmark_reports_every_variant(tmp_path: Path):
         assert result['glibc_tunables'] == load_tool('benchmark').TIMING_TUNABLES
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not LINUX, reason='glibc tunables are Linux-only')
 def test_malloc_default_keeps_the_environment(tmp_path: Path):
     result = run_benchmark(tmp_path, '--malloc', 'default', '--no-memory',
@@ -135,6 +137,7 @@ def test_noise_line(times, expected):
         f'noise: plain MAE, identical iterations, {expected}'
 
 
+@pytest.mark.slow
 def test_benchmark_sweep_and_growth_fit(tmp_path: Path):
     result = run_benchmark(tmp_path, '--sweep', '--no-memory', '--variants',
                            'aemim_steps1', 'aemim_steps2', 'aemim_steps3')
@@ -148,6 +151,7 @@ def test_benchmark_sweep_and_growth_fit(tmp_path: Path):
     assert 'steps' in result['growth']
 
 
+@pytest.mark.slow
 def test_benchmark_phases(tmp_path: Path):
     """--phases profiles the wrapped variants and splits their time."""
     result = run_benchmark(tmp_path, '--no-memory', '--phases', '1',
@@ -204,6 +208,7 @@ def test_phases_are_profiled_in_interleaved_rounds():
             row[k] for k in bench.PHASES))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('args,message', [
     (['--phases', '-1'], '--phases must be >= 0'),
     (['--preset', 'gpu', '--phases', '1'], '--phases: preset gpu runs on a '
@@ -319,6 +324,7 @@ def test_readme_run_to_run_summary_comes_from_the_committed_results():
         assert f'{statistics.median(ratios):.3f}×' in readme, name
 
 
+@pytest.mark.slow
 def test_benchmark_in_several_processes(tmp_path: Path):
     """--processes 2: two timing subprocesses; the ratio is the median of
     the per-process ratios, the times are pooled."""

@@ -170,6 +170,18 @@ def test_config_parses(name):
 
 
 @pytest.mark.parametrize('name', CONFIG_NAMES)
+def test_aemim_configs_select_the_clean_first_ddp(name):
+    """Every launcher gets AEMIM's DDP step: the config itself selects it."""
+    cfg = load(name)
+    wrapper_cfg = cfg.get('model_wrapper_cfg')
+    if cfg.model.get('type') == WRAPPER:
+        assert wrapper_cfg == dict(type='AEMIMDistributedDataParallel',
+                                   broadcast_buffers=False), wrapper_cfg
+    else:
+        assert wrapper_cfg is None, wrapper_cfg
+
+
+@pytest.mark.parametrize('name', CONFIG_NAMES)
 def test_collate_fn_has_no_scope(name):
     """mmengine passes every key of `collate_fn` to the function."""
     collate = load(name).train_dataloader.get('collate_fn',
@@ -361,6 +373,7 @@ def _tiny_run(cfg: Config, tmp_path: Path, size: int, batch: int = 4):
     return runner
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['aemim_vit-t-p4_cifar10',
                                   'mae_vit-t-p4_cifar10'])
 def test_cifar10_config_trains(name, tmp_path):
@@ -371,6 +384,7 @@ def test_cifar10_config_trains(name, tmp_path):
     assert osp.isfile(osp.join(runner.work_dir, 'epoch_1.pth'))
 
 
+@pytest.mark.slow
 def test_imagenet_aemim_config_trains(tmp_path):
     """An ImageNet AEMIM config inherited from `mmpretrain::` runs through the
     Runner (the `_scope_` keys, the collate_fn fix, the data preprocessor);

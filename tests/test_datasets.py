@@ -94,3 +94,15 @@ def test_unloadable_photo_is_named_in_error(monkeypatch):
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SkimagePhotos(**kwargs)
+
+
+def test_imagenet_folders_former_import_paths():
+    from aemim_mm import datasets, evaluation
+    from aemim_mm.evaluation import datasets as former
+    from aemim_mm.evaluation import imagenet_subsets as former_subsets
+    for name in ('ImageNetClassFolders', 'ImageNetReal'):
+        assert DATASETS.get(name) is getattr(datasets, name)
+        assert getattr(evaluation, name) is getattr(datasets, name)
+        assert getattr(former, name) is getattr(datasets, name)
+    assert former_subsets.subset_indices is \
+        datasets.imagenet_subsets.subset_indices

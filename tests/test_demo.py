@@ -36,6 +36,7 @@ def test_set_iters_rescales_everything():
         set_iters(Config.fromfile(CONFIG), 1)
 
 
+@pytest.mark.slow
 def test_demo_runs_and_writes_outputs(tmp_path):
     from PIL import Image
     work_dir = tmp_path / 'demo'

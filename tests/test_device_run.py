@@ -341,6 +341,7 @@ def test_ddp_check_sees_a_difference(run_tool, monkeypatch):
 
 
 # ------------------------------------------------------------ benchmark MFU
+@pytest.mark.slow
 def test_benchmark_reports_mfu_against_a_measured_peak(tmp_path):
     out = tmp_path / 'cost.json'
     env = dict(os.environ, OMP_NUM_THREADS='1', OMP_WAIT_POLICY='PASSIVE')

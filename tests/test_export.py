@@ -319,3 +319,10 @@ def test_cli_prints_kept_and_dropped(mae_export, tmp_path, capsys):
     assert 'dropped checkpoint entries: meta, optimizer, message_hub' in out
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         f'{stem}_mmpretrain.pth', f'{stem}_timm.pth']
+
+
+def test_key_converters_importable_from_export():
+    from aemim_mm.apis import export, key_converters
+    for name in ('CheckpointFormatError', 'mmpretrain_vit_to_timm',
+                 'timm_vit_to_mmpretrain'):
+        assert getattr(export, name) is getattr(key_converters, name)

@@ -9,9 +9,8 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.model import BaseDataPreprocessor
 
-from aemim_mm.engine.hooks.attack_hook import (VIS_KEYS,
-                                               FeatureDistancePGDHook,
-                                               ParamSchedule)
+from aemim_mm.engine.hooks.attack_schedule_hook import FeatureDistancePGDHook
+from aemim_mm.engine.hooks.image_grid_hook import VIS_KEYS
 from aemim_mm.engine.hooks.loss_curve_hook import LossCurveHook
 from mmpretrain.registry import HOOKS
 
@@ -53,45 +52,7 @@ def fake_runner(tmp_path=None, it=0, max_iters=100, model=None):
         work_dir=str(tmp_path) if tmp_path is not None else '.')
 
 
-# ---------------------------------------------------------------- schedules
-@pytest.mark.parametrize('it, expected', [(0, 0.0), (5, 1.0), (10, 2.0),
-                                          (11, 2.0), (1000, 2.0)])
-def test_linear_eps_warmup(it, expected):
-    s = ParamSchedule('eps_schedule',
-                      dict(type='linear', start=0, end=2, warmup_iters=10))
-    assert s(it) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize('it, expected', [(0, 1.0), (10, 1.0), (15, 1.5),
-                                          (20, 2.0), (30, 2.0)])
-def test_linear_with_begin(it, expected):
-    s = ParamSchedule(
-        'eps_schedule',
-        dict(type='linear', start=1, end=2, warmup_iters=10, begin=10))
-    assert s(it) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize('it, expected', [(0, 1), (99, 1), (100, 2),
-                                          (199, 2), (200, 3), (10**6, 3)])
-def test_milestone_steps(it, expected):
-    s = ParamSchedule(
-        'steps_schedule',
-        dict(type='milestones', milestones=[100, 200], values=[1, 2, 3]),
-        min_value=0, integer=True)
-    assert s(it) == expected and isinstance(s(it), int)
-
-
-def test_linear_integer_rounds():
-    s = ParamSchedule('steps_schedule',
-                      dict(type='linear', start=1, end=3, warmup_iters=4),
-                      integer=True)
-    assert [s(i) for i in range(6)] == [1, 2, 2, 2, 3, 3]
-
-
-def test_constant_number():
-    assert ParamSchedule('adv_ratio_schedule', 0.25, max_value=1)(7) == 0.25
-
-
+# ---------------------------------------------------------------- arguments
 @pytest.mark.parametrize(
     'kwargs, match',
     [
@@ -127,6 +88,14 @@ def test_invalid_hook_arguments(kwargs, match):
 def test_registered():
     assert HOOKS.get('FeatureDistancePGDHook') is FeatureDistancePGDHook
     assert HOOKS.get('LossCurveHook') is LossCurveHook
+
+
+def test_former_import_path():
+    from aemim_mm.engine.hooks import attack_hook
+    from aemim_mm.engine.hooks.schedules import ParamSchedule
+    assert attack_hook.FeatureDistancePGDHook is FeatureDistancePGDHook
+    assert attack_hook.VIS_KEYS is VIS_KEYS
+    assert attack_hook.ParamSchedule is ParamSchedule
 
 
 @pytest.mark.parametrize('it, eps, steps, ratio', [(0, 0.0, 1, 0.25),

@@ -172,6 +172,7 @@ def _numbers(node, path='$'):
             yield from _numbers(v, f'{path}[{i}]')
 
 
+@pytest.mark.slow
 def test_smoke_table_json(smoke_run):
     out, _ = smoke_run
     res = json.loads((out / 'results.json').read_text())
@@ -204,6 +205,7 @@ def test_smoke_table_json(smoke_run):
                                        target_s)
 
 
+@pytest.mark.slow
 def test_smoke_table_markdown(smoke_run):
     out, _ = smoke_run
     md = (out / 'results.md').read_text()
@@ -221,6 +223,7 @@ def test_smoke_table_markdown(smoke_run):
         assert cells and all(CELL.match(c) for c in cells), row
 
 
+@pytest.mark.slow
 def test_smoke_plots_and_curves(smoke_run):
     from PIL import Image
     out, _ = smoke_run
@@ -235,6 +238,7 @@ def test_smoke_plots_and_curves(smoke_run):
     assert mae['loss']['value'] and not mae['rec_adv']['value']
 
 
+@pytest.mark.slow
 def test_smoke_progress_and_resume(smoke_run):
     out, stdout = smoke_run
     assert re.search(r'stage 3/\d+ pretrain mae seed 0 .*ETA', stdout)

@@ -52,8 +52,15 @@ def test_plugin_config_builds_the_wrapped_mae(plugin_config: Config):
     assert model.data_preprocessor.std.flatten().tolist() == pytest.approx(
         [58.395, 57.12, 57.375])
     assert '_scope_' not in plugin_config.train_dataloader.collate_fn
+    # any launcher's Runner wraps the model in AEMIM's DDP (found in the
+    # root registry, where mmengine's Runner looks model wrappers up)
+    from mmengine.registry import MODEL_WRAPPERS
+    assert plugin_config.model_wrapper_cfg == dict(
+        type='AEMIMDistributedDataParallel', broadcast_buffers=False)
+    assert MODEL_WRAPPERS.get('AEMIMDistributedDataParallel') is not None
 
 
+@pytest.mark.slow
 def test_plugin_config_trains_one_iteration(plugin_config: Config,
                                             tmp_path: Path):
     from mmengine.runner import Runner

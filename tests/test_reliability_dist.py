@@ -34,6 +34,9 @@ from PIL import Image
 from test_reliability_resume import (LOGGED, TEST_HOOKS, by_iter, dumped,
                                      kill_when_blocked)
 
+# every test runs tools/train.py or tools/dist_train.sh in subprocesses
+pytestmark = pytest.mark.slow
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOLS = REPO_ROOT / 'tools'
 ITERS = 4

@@ -267,6 +267,7 @@ def run_a(workspace: SimpleNamespace) -> SimpleNamespace:
 
 
 # ---------------------------------------------------------------- tests
+@pytest.mark.slow
 @pytest.mark.parametrize(
     'block_at, priority, resumed_at',
     [
@@ -308,6 +309,7 @@ def test_sigkill_then_resume_equals_uninterrupted(
         atol=0)
 
 
+@pytest.mark.slow
 def test_resume_without_hook_differs(workspace: SimpleNamespace,
                                      run_a: SimpleNamespace) -> None:
     """Without the hook the resumed run draws other random numbers."""
@@ -325,6 +327,7 @@ def test_resume_without_hook_differs(workspace: SimpleNamespace,
     assert (ours[:, 0] != theirs[:, 0]).all(), (ours[:, 0], theirs[:, 0])
 
 
+@pytest.mark.slow
 def test_checkpoint_rng_state_loads_weights_only(
         run_a: SimpleNamespace) -> None:
     from aemim_mm.engine import get_rng_state
@@ -482,3 +485,137 @@ def test_hook_other_world_size_is_not_restored() -> None:
     hook.after_load_checkpoint(runner, checkpoint)
     assert hook._pending is None
 
+
+
+# ---------------------------------------------------------------- gathering
+class _ToyModel:
+    """Built lazily: mmengine's BaseModel, one linear layer, a random draw
+    per iteration (so every iteration's generator state differs)."""
+
+    @staticmethod
+    def build() -> torch.nn.Module:
+        from mmengine.model import BaseModel
+
+        class Toy(BaseModel):
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.linear = torch.nn.Linear(2, 1)
+
+            def forward(self, inputs, data_samples=None, mode='tensor'):
+                noise = torch.rand(inputs.shape[0], 1)
+                return dict(loss=(self.linear(inputs) + noise).pow(2).mean())
+
+        return Toy()
+
+
+def _probe_hook():
+    """A hook run before ReproducibleRandomnessHook in after_train_iter: the
+    iteration count and the generator states at its end."""
+    from mmengine.hooks import Hook
+
+    from aemim_mm.engine import get_rng_state
+
+    class Probe(Hook):
+        priority = 'HIGHEST'
+
+        def __init__(self) -> None:
+            self.done = 0
+            self.states = {}
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None,
+                             outputs=None) -> None:
+            self.done = runner.iter + 1
+            self.states[self.done] = get_rng_state()
+
+    return Probe()
+
+
+def _assert_same_state(a, b) -> None:
+    if isinstance(a, torch.Tensor):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    elif isinstance(a, dict):
+        assert set(a) == set(b)
+        for k in a:
+            _assert_same_state(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_same_state(x, y)
+    else:
+        assert a == b
+
+
+@pytest.mark.parametrize('train_cfg, checkpoint, saved', [
+    # no checkpoint at all: no gather
+    (dict(by_epoch=False, max_iters=7), None, {}),
+    # every 10 iterations, never reached, no save_last: no gather
+    (dict(by_epoch=False, max_iters=7),
+     dict(interval=10, by_epoch=False, save_last=False), {}),
+    # every 3 iterations from save_begin 2, and the last
+    (dict(by_epoch=False, max_iters=7),
+     dict(interval=3, by_epoch=False, save_begin=2),
+     {2: 'iter_2.pth', 5: 'iter_5.pth', 7: 'iter_7.pth'}),
+    # by epoch in an iteration loop: at the end only
+    (dict(by_epoch=False, max_iters=7), dict(interval=1, by_epoch=True),
+     {7: 'epoch_1.pth'}),
+    # every 2 epochs of 2 iterations, and the last epoch
+    (dict(by_epoch=True, max_epochs=3), dict(interval=2, by_epoch=True),
+     {4: 'epoch_2.pth', 6: 'epoch_3.pth'}),
+])
+def test_hook_gathers_only_for_checkpoints(monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path, train_cfg: dict,
+                                           checkpoint: Optional[dict],
+                                           saved: Dict[int, str]) -> None:
+    """With several processes, the states are gathered only after the
+    iterations a CheckpointHook saves, and each checkpoint holds the states
+    of the end of its iteration, as before (2 processes simulated: the
+    gather returns this process's state twice)."""
+    from mmengine.runner import Runner
+
+    from aemim_mm.engine import ReproducibleRandomnessHook
+    from aemim_mm.engine.hooks import reproducibility_hook as module
+    from aemim_mm.engine.hooks.reproducibility_hook import RNG_STATE_KEY
+    from aemim_mm.utils.safe_load import safe_load
+
+    probe = _probe_hook()
+    gathered = []
+
+    def all_gather_object(obj):
+        gathered.append(probe.done)
+        return [obj, obj]
+
+    monkeypatch.setattr(module, 'get_world_size', lambda: 2)
+    monkeypatch.setattr(module, 'all_gather_object', all_gather_object)
+    runner = Runner(
+        model=_ToyModel.build(),
+        work_dir=str(tmp_path),
+        train_dataloader=dict(
+            # iteration loops: no epoch end (mmengine sleeps 2 s there)
+            dataset=[dict(inputs=torch.randn(2))
+                     for _ in range(4 if train_cfg['by_epoch'] else 16)],
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            collate_fn=dict(type='default_collate'),
+            batch_size=2,
+            num_workers=0),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        train_cfg=train_cfg,
+        default_hooks=dict(
+            checkpoint=None if checkpoint is None else dict(
+                type='CheckpointHook', **checkpoint)),
+        custom_hooks=[ReproducibleRandomnessHook(), probe],
+        randomness=dict(seed=0),
+        default_scope='mmpretrain')
+    runner.train()
+
+    assert probe.done == (6 if train_cfg['by_epoch'] else 7)
+    assert gathered == sorted(saved)
+    assert sorted(p.name for p in tmp_path.glob('*.pth')) == sorted(
+        saved.values())
+    for done, name in saved.items():
+        meta = safe_load(tmp_path / name)['meta']
+        assert meta['iter'] == done
+        rng = meta[RNG_STATE_KEY]
+        assert rng['world_size'] == 2 and len(rng['ranks']) == 2
+        for state in rng['ranks']:
+            _assert_same_state(state, probe.states[done])

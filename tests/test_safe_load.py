@@ -1,13 +1,16 @@
 """Tests of aemim_mm.utils.safe_load: mmengine checkpoints load with
 ``weights_only=True``, and checkpoints that would run code are refused."""
+import json
+import operator
 import os
 import pathlib
 import pickle
 import re
 import subprocess
 import sys
+import urllib.error
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 import torch
@@ -19,7 +22,10 @@ from torch.utils.data import Dataset
 
 import aemim_mm  # noqa: F401  (registers the safe globals at import)
 from aemim_mm.utils import register_checkpoint_safe_globals
-from aemim_mm.utils.safe_load import UnsafeCheckpointError, safe_load
+from aemim_mm.utils.safe_load import (AllowListConflictError,
+                                      CheckpointDownloadError,
+                                      UnsafeCheckpointError,
+                                      allow_list_conflicts, safe_load)
 
 
 class ToyDataset(Dataset):
@@ -188,9 +194,143 @@ def test_getattr_is_limited_to_history_buffer_statistics(
         safe_load(ckpt)
 
 
-def test_safe_load_error_is_an_unpickling_error() -> None:
-    # callers that catch pickle.UnpicklingError keep working
-    assert issubclass(UnsafeCheckpointError, pickle.UnpicklingError)
+@pytest.mark.parametrize('error, bases', [
+    # every refusal: callers that catch pickle.UnpicklingError keep working
+    (UnsafeCheckpointError, (pickle.UnpicklingError, )),
+    (AllowListConflictError, (UnsafeCheckpointError, pickle.UnpicklingError)),
+    # a failed download: what mmengine's own download raised
+    (CheckpointDownloadError, (urllib.error.URLError, OSError)),
+])
+def test_error_types(error: type, bases: tuple) -> None:
+    for base in bases:
+        assert issubclass(error, base), (error, base)
+
+
+# ------------------------------------------- names allow-listed twice
+def _save_plain(path: Path) -> Path:
+    """A checkpoint of tensors and containers only (no extra globals)."""
+    torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': {'iter': 1}},
+               path)
+    return path
+
+
+#: Other objects under the names of aemim_mm's allow-list entries.
+CONFLICTS = {
+    'real getattr': ([getattr], 'builtins.getattr'),
+    'another getattr': ([(operator.attrgetter, 'builtins.getattr')],
+                        'builtins.getattr'),
+    'another HistoryBuffer': (
+        [(dict, 'mmengine.logging.history_buffer.HistoryBuffer')],
+        'mmengine.logging.history_buffer.HistoryBuffer'),
+}
+
+
+@pytest.mark.parametrize('conflict', CONFLICTS)
+def test_name_allow_listed_twice_is_refused(trained: Path, tmp_path: Path,
+                                            conflict: str) -> None:
+    extra, name = CONFLICTS[conflict]
+    ckpt = trained / 'iter_2.pth'
+    plain = _save_plain(tmp_path / 'plain.pth')
+    with torch.serialization.safe_globals(extra):
+        assert list(allow_list_conflicts()) == [name]
+        with pytest.raises(
+                AllowListConflictError,
+                match=rf"(?s)Refused to load checkpoint "
+                rf"'{re.escape(str(ckpt))}': it uses '{re.escape(name)}', "
+                r"which torch's weights_only allow-list maps to two different "
+                rf"objects \('{re.escape(name)}' -> aemim_mm's .* and "
+                r'.*set order'):
+            safe_load(ckpt)
+        # the same through mmengine's loader (Runner load_from / resume)
+        from mmengine.runner import CheckpointLoader
+        with pytest.raises(AllowListConflictError, match=re.escape(name)):
+            CheckpointLoader.load_checkpoint(str(ckpt))
+        # a checkpoint that does not use the name loads
+        assert safe_load(plain)['meta'] == {'iter': 1}
+    # the other entry removed: no conflict, the checkpoint loads
+    assert allow_list_conflicts() == {}
+    assert safe_load(ckpt)['meta']['iter'] == 2
+
+
+def test_the_same_object_allow_listed_again_is_no_conflict(
+        trained: Path) -> None:
+    with torch.serialization.safe_globals([HistoryBuffer]):
+        assert allow_list_conflicts() == {}
+        assert safe_load(trained / 'iter_2.pth')['meta']['iter'] == 2
+
+
+def test_name_allow_listed_twice_refuses_unlistable_checkpoint(
+        tmp_path: Path) -> None:
+    # the legacy (non-zip) format: its globals are not listed, so a conflict
+    # refuses it whatever it holds
+    legacy = tmp_path / 'legacy.pth'
+    torch.save({'w': torch.ones(2)}, legacy,
+               _use_new_zipfile_serialization=False)
+    with torch.serialization.safe_globals([getattr]):
+        with pytest.raises(AllowListConflictError,
+                           match=r"may use \(its globals cannot be listed\)"
+                           r".*'builtins\.getattr'"):
+            safe_load(legacy)
+    assert torch.equal(safe_load(legacy)['w'], torch.ones(2))
+
+
+#: Runs in a fresh interpreter: allow-lists the real getattr before or after
+#: ``import aemim_mm``, loads each checkpoint (argv: order, then name=path
+#: pairs) through safe_load and through mmengine's loader, and prints the
+#: outcomes as JSON.
+_ORDER_SCRIPT = """
+import json, sys
+import torch
+order, files = sys.argv[1], dict(a.split('=', 1) for a in sys.argv[2:])
+if order == 'getattr_first':
+    torch.serialization.add_safe_globals([getattr])
+import aemim_mm
+from mmengine.runner import CheckpointLoader
+from aemim_mm.utils.safe_load import safe_load
+if order == 'aemim_first':
+    torch.serialization.add_safe_globals([getattr])
+outcomes = {}
+for name, path in files.items():
+    for how, load in (('safe_load', safe_load),
+                      ('mmengine', CheckpointLoader.load_checkpoint)):
+        try:
+            load(path)
+            outcomes[f'{name} {how}'] = 'loaded'
+        except Exception as e:
+            outcomes[f'{name} {how}'] = type(e).__name__
+print(json.dumps(outcomes))
+"""
+
+#: Hash seeds for the order test (seeds 0-3 gave both outcomes before).
+HASH_SEEDS = (0, 1, 2, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('order', ['getattr_first', 'aemim_first'])
+def test_getattr_conflict_outcome_ignores_order_and_hash_seed(
+        trained: Path, tmp_path: Path, order: str) -> None:
+    """torch keeps the allow-list in a set: which of two entries named
+    ``builtins.getattr`` it uses changes with the registration order and the
+    hash seed. The outcome must not."""
+    getattr_ckpt = tmp_path / 'getattr.pth'
+    torch.save({'x': HistoryBufferAttribute()}, getattr_ckpt)
+    files = {'runner': trained / 'iter_2.pth', 'getattr': getattr_ckpt,
+             'plain': _save_plain(tmp_path / 'plain.pth')}
+    expected = {}
+    for name in files:
+        for how in ('safe_load', 'mmengine'):
+            expected[f'{name} {how}'] = (
+                'loaded' if name == 'plain' else 'AllowListConflictError')
+    seen: List[Dict[str, str]] = []
+    for seed in HASH_SEEDS:
+        proc = subprocess.run(
+            [sys.executable, '-c', _ORDER_SCRIPT, order,
+             *(f'{k}={v}' for k, v in files.items())],
+            capture_output=True, text=True, timeout=300,
+            env=dict(os.environ, PYTHONHASHSEED=str(seed)))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        seen.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert seen == [expected] * len(HASH_SEEDS)
 
 
 def test_checkpoint_needs_the_allow_list(trained: Path) -> None:

@@ -29,9 +29,11 @@ import pathlib
 import pickle
 import re
 import shutil
+import socket
 import threading
+import urllib.error
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import numpy as np
 import pytest
@@ -45,8 +47,10 @@ from PIL import Image
 
 import aemim_mm  # noqa: F401  (registration + checkpoint allow-list)
 from aemim_mm.models.wrapper import reapply_overwritten_pretrained
-from aemim_mm.utils.safe_load import (UnsafeCheckpointError,
-                                      load_url_safely, safe_load)
+from aemim_mm.utils.safe_load import (CheckpointDownloadError,
+                                      UnsafeCheckpointError,
+                                      load_from_local_safely, load_url_safely,
+                                      mmengine_loaders, safe_load)
 from mmpretrain.registry import MODELS
 
 from module_loader import load_tiny_models
@@ -453,11 +457,140 @@ def test_download_of_a_genuine_checkpoint(aemim_ckpt: Path, served) -> None:
     assert (cache / 'aemim.pth').is_file()      # torch.hub's cache layout
 
 
-def test_failed_download_names_the_url(served) -> None:
+def _closed_port_url() -> str:
+    """A localhost URL on a port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    return f'http://127.0.0.1:{port}'
+
+
+@pytest.mark.parametrize('failure, reason', [
+    ('missing file', urllib.error.HTTPError),     # the server answers 404
+    ('no server', urllib.error.URLError),         # connection refused
+])
+def test_failed_download_is_a_url_error_naming_url_and_cache(
+        served, failure: str, reason: type) -> None:
     _, url, cache = served
-    with pytest.raises(OSError, match=re.escape(f"'{url}/missing.pth'")):
+    if failure == 'no server':
+        url = _closed_port_url()
+    path = cache / 'missing.pth'
+    # what code written for mmengine's own download catches
+    with pytest.raises(
+            urllib.error.URLError,
+            match=rf"Could not download checkpoint "
+            rf"'{re.escape(url)}/missing\.pth' to '{re.escape(str(path))}'"):
         CheckpointLoader.load_checkpoint(f'{url}/missing.pth')
-    assert not (cache / 'missing.pth').exists()     # nothing half-written
+    with pytest.raises(CheckpointDownloadError) as info:
+        load_url_safely(f'{url}/missing.pth')
+    error = info.value
+    assert isinstance(error, OSError)
+    assert (error.url, error.filename) == (f'{url}/missing.pth', str(path))
+    assert isinstance(error.reason, reason)
+    assert not path.exists()     # nothing half-written
+
+
+# ------------------------------------------ mmengine's own loaders, per call
+class _TouchFile:
+    """Unpickling it would create ``marker`` (no AEMIM run needed)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.marker), ))
+
+
+@pytest.fixture
+def crafted(tmp_path: Path, served):
+    """A crafted checkpoint, as a local path and as a URL; and its marker."""
+    folder, url, _ = served
+    marker = tmp_path / 'payload_ran'
+    torch.save({'state_dict': {}, 'meta': _TouchFile(marker)},
+               folder / 'crafted.pth')
+    return dict(local=str(folder / 'crafted.pth'),
+                url=f'{url}/crafted.pth'), marker
+
+
+#: torch's own refusal, as mmengine's loaders raise it (no file name).
+TORCH_REFUSAL = r'(?s)Weights only load failed.*GLOBAL pathlib\.Path'
+
+
+@pytest.mark.parametrize('where', ['local', 'url'])
+def test_mmengine_loaders_give_mmengine_behaviour_for_one_block(
+        crafted, where: str) -> None:
+    paths, marker = crafted
+    path = paths[where]
+    with mmengine_loaders():
+        # mmengine's own loader: torch's error, no aemim_mm refusal ...
+        with pytest.raises(pickle.UnpicklingError,
+                           match=TORCH_REFUSAL) as info:
+            CheckpointLoader.load_checkpoint(path)
+        assert not isinstance(info.value, UnsafeCheckpointError)
+        # ... with the registrations unchanged (nothing global switched)
+        assert CheckpointLoader._get_checkpoint_loader(path) in (
+            load_from_local_safely, mmengine_checkpoint.load_from_http)
+        assert mmengine_checkpoint.load_url is load_url_safely
+    # after the block: aemim_mm's loaders again
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r"Refused to load checkpoint '.*crafted\.pth'"):
+        CheckpointLoader.load_checkpoint(path)
+    assert not marker.exists()      # weights_only stayed on throughout
+
+
+def test_mmengine_loaders_is_left_on_error(crafted) -> None:
+    paths, _ = crafted
+    with pytest.raises(RuntimeError, match='inside the block'):
+        with mmengine_loaders():
+            raise RuntimeError('inside the block')
+    with pytest.raises(UnsafeCheckpointError):
+        CheckpointLoader.load_checkpoint(paths['local'])
+
+
+def test_mmengine_loaders_is_not_a_global_switch(crafted) -> None:
+    """Another thread keeps aemim_mm's loaders while one uses the block."""
+    paths, marker = crafted
+    errors: Dict[str, BaseException] = {}
+
+    def load(name: str) -> None:
+        try:
+            CheckpointLoader.load_checkpoint(paths['local'])
+        except BaseException as e:  # noqa: B902 (recorded, checked below)
+            errors[name] = e
+
+    with mmengine_loaders():
+        other = threading.Thread(target=load, args=('other thread', ))
+        other.start()
+        other.join(timeout=120)
+        load('this thread')
+    assert isinstance(errors['other thread'], UnsafeCheckpointError)
+    assert not isinstance(errors['this thread'], UnsafeCheckpointError)
+    assert isinstance(errors['this thread'], pickle.UnpicklingError)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('load', [
+    lambda path: CheckpointLoader.load_checkpoint(path),
+    lambda path: safe_load(path),
+], ids=['mmengine', 'safe_load'])
+def test_mmengine_loaders_load_a_plain_checkpoint(
+        served, load: Callable, tmp_path: Path) -> None:
+    folder, url, cache = served
+    torch.save({'state_dict': {'w': torch.arange(3.)}}, folder / 'plain.pth')
+    with mmengine_loaders():
+        ckpt = load(str(folder / 'plain.pth'))
+        assert torch.equal(ckpt['state_dict']['w'], torch.arange(3.))
+        downloaded = CheckpointLoader.load_checkpoint(f'{url}/plain.pth')
+    assert torch.equal(downloaded['state_dict']['w'], torch.arange(3.))
+    assert (cache / 'plain.pth').is_file()      # torch.hub's cache, as before
+
+
+def test_mmengine_loaders_give_torch_hub_download_errors(served) -> None:
+    _, url, _ = served
+    with mmengine_loaders():
+        with pytest.raises(urllib.error.HTTPError, match='404') as info:
+            CheckpointLoader.load_checkpoint(f'{url}/missing.pth')
+    assert not isinstance(info.value, CheckpointDownloadError)
 
 
 def test_mmengine_download_runs_the_payload(evil_ckpt, served,

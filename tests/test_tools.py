@@ -166,6 +166,7 @@ AEMIM_LOGGED = ('loss_clean', 'loss_adv', 'rec_clean', 'rec_adv',
                 'adv_dist_init', 'adv_dist', 'adv_linf')
 
 
+@pytest.mark.slow
 def test_train_writes_checkpoint_and_log(small_config: str,
                                          tmp_path: Path) -> None:
     log = train(small_config, tmp_path)
@@ -177,6 +178,7 @@ def test_train_writes_checkpoint_and_log(small_config: str,
         assert re.search(rf'\b{key}: [-+0-9.e]+', log), key
 
 
+@pytest.mark.slow
 def test_train_plain_mae_over_mmpretrain_bases(
         tiny_mae_config: str, image_dir: str, tmp_path: Path) -> None:
     """An mmpretrain-inherited config (``_scope_`` in collate_fn) trains."""
@@ -187,6 +189,7 @@ def test_train_plain_mae_over_mmpretrain_bases(
     assert len(losses(log)) == 2
 
 
+@pytest.mark.slow
 def test_train_resume_continues(small_config: str, tmp_path: Path) -> None:
     from aemim_mm.utils.safe_load import safe_load
 
@@ -202,6 +205,7 @@ def test_train_resume_continues(small_config: str, tmp_path: Path) -> None:
         'iter_4.pth')
 
 
+@pytest.mark.slow
 def test_dist_train_two_cpu_processes(small_config: str,
                                       tmp_path: Path) -> None:
     run(['bash', str(TOOLS / 'dist_train.sh'), small_config, '2',
@@ -216,6 +220,7 @@ def test_dist_train_two_cpu_processes(small_config: str,
     assert "dist_cfg: {'backend': 'gloo'}" in log
 
 
+@pytest.mark.slow
 def test_test_tool_help() -> None:
     proc = run([sys.executable, str(TOOLS / 'test.py'), '--help'])
     for option in ('checkpoint', '--out', '--work-dir', '--cfg-options',
@@ -265,6 +270,35 @@ def test_train_cpu_specifics(base_config: str) -> None:
         tool.merge_args(
             Config.fromfile(base_config),
             tool.parse_args([base_config, '--amp']))
+
+
+@pytest.mark.parametrize('own, expected', [
+    # the project's configs select it themselves: kept as they are
+    (None, dict(type='AEMIMDistributedDataParallel',
+                broadcast_buffers=False)),
+    # a config without one gets it from tools/train.py
+    ('model_wrapper_cfg = None',
+     dict(type='AEMIMDistributedDataParallel', broadcast_buffers=False,
+          find_unused_parameters=False)),
+    # a config's own wrapper is respected
+    ("model_wrapper_cfg = dict(_delete_=True, "
+     "type='MMDistributedDataParallel', find_unused_parameters=True)",
+     dict(type='MMDistributedDataParallel', find_unused_parameters=True)),
+])
+def test_train_model_wrapper_under_ddp(base_config: str, tmp_path: Path,
+                                       own, expected: dict) -> None:
+    import torch
+    tool = load_tool('train')
+    config = base_config
+    if own is not None:
+        config = str(tmp_path / 'own_wrapper.py')
+        Path(config).write_text(f'_base_ = [{base_config!r}]\n{own}\n')
+    cfg = tool.merge_args(
+        Config.fromfile(config),
+        tool.parse_args([config, '--launcher', 'pytorch']))
+    if not torch.cuda.is_available():
+        expected = dict(expected, device_ids=None)   # CPU DDP
+    assert cfg.model_wrapper_cfg == expected
 
 
 def test_train_amp_switches_optim_wrapper(base_config: str,

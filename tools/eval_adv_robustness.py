@@ -38,7 +38,7 @@ from aemim_mm.evaluation.adversarial import (evaluate_attacks,  # noqa: E402
                                              subset_indices)
 from aemim_mm.evaluation.inference import (build_dataset,  # noqa: E402
                                            load_classifier, test_pipeline)
-from aemim_mm.evaluation.plots import plot_accuracy_vs_eps  # noqa: E402
+from aemim_mm.visualization import plot_accuracy_vs_eps  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

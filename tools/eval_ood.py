@@ -40,7 +40,7 @@ from aemim_mm.evaluation.inference import (load_classifier,  # noqa: E402
 from aemim_mm.evaluation.ood import (PATH_KINDS, check_paths,  # noqa: E402
                                      evaluate_cifar10_c,
                                      evaluate_imagenet_ood, summary_table)
-from aemim_mm.evaluation.plots import plot_corruption_heatmap  # noqa: E402
+from aemim_mm.visualization import plot_corruption_heatmap  # noqa: E402
 
 IMAGENET_KEYS = [k for k in PATH_KINDS if k.startswith('imagenet')]
 

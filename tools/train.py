@@ -113,8 +113,10 @@ def use_aemim_ddp(cfg: Config) -> None:
     """Pick ``AEMIMDistributedDataParallel`` for an AEMIM model under DDP.
 
     It backpropagates the clean loss before building the adversarial graph
-    (same gradients, lower peak memory). A config's own
-    ``model_wrapper_cfg`` is kept.
+    (same gradients, lower peak memory). The project's AEMIM configs select
+    it themselves (``configs/_base_/aemim_ddp.py``), so that every launcher
+    gets it; this covers a config that sets no ``model_wrapper_cfg``. A
+    config's own ``model_wrapper_cfg`` is kept as it is.
 
     Args:
         cfg: The config, changed in place.

@@ -1,9 +1,11 @@
 """High-level functions for users and tools (no mmdet needed)."""
-from .export import (FORMATS, CheckpointFormatError, EncoderExport,
-                     export_encoder, extract_encoder, mmpretrain_vit_to_timm,
-                     timm_vit_to_mmpretrain)
+from .export import (ENCODERS, FORMATS, EncoderExport, EncoderSpec,
+                     export_encoder, extract_encoder)
+from .key_converters import (CheckpointFormatError, beit_pretrain_to_beit_vit,
+                             mmpretrain_vit_to_timm, timm_vit_to_mmpretrain)
 
 __all__ = [
-    'FORMATS', 'CheckpointFormatError', 'EncoderExport', 'export_encoder',
+    'ENCODERS', 'FORMATS', 'CheckpointFormatError', 'EncoderExport',
+    'EncoderSpec', 'beit_pretrain_to_beit_vit', 'export_encoder',
     'extract_encoder', 'mmpretrain_vit_to_timm', 'timm_vit_to_mmpretrain'
 ]

@@ -1,10 +1,16 @@
-"""Export the encoder of an AEMIM / MAE / SimMIM pre-training checkpoint.
+"""Export the encoder of a MIM pre-training checkpoint.
 
-After pre-training, AEMIM keeps only the encoder with its *clean* adapters
-(the paper's Sec. 4.1): the decoder (``neck.*``), the pre-training head, the
-adversarial adapters (every key whose leaf name starts with ``adv_``, see
-:func:`aemim_mm.models.adapters.is_adversarial_key`), SimMIM's ``mask_token``
-and the optimiser / message-hub state are dropped.
+The checkpoint is one of every algorithm of ``docs/algorithms.md`` (MAE with
+ViT / timm ViT / HiViT, MFF, EVA, MILAN, iTPN, MixMIM, SimMIM, MaskFeat, BEiT
+v1 / v2, CAE), pre-trained with ``AdversarialMIMWrapper`` or plain
+mmpretrain. After pre-training, AEMIM keeps only the encoder with its *clean*
+adapters (the paper's Sec. 4.1): the decoder (``neck.*``), the pre-training
+head (``head.*``), target generators / tokenizers (``target_generator.*``),
+CAE's momentum teacher (``teacher.*``), the adversarial adapters (every key
+whose leaf name starts with ``adv_``, see
+:func:`aemim_mm.models.adapters.is_adversarial_key`), the encoder's
+pre-training-only parameters (``mask_token`` ...) and the optimiser /
+message-hub state are dropped, and listed in :meth:`EncoderExport.summary`.
 
 :func:`export_encoder` reads a checkpoint written by mmengine's ``Runner``
 (``{'meta', 'state_dict', 'optimizer', 'message_hub', ...}``) with
@@ -15,29 +21,53 @@ and no allow-list:
 
 ``'mmpretrain'``
     ``{'state_dict': {'backbone.<key>': tensor}, 'meta': {...}}`` with the key
-    names of mmpretrain's ``VisionTransformer`` (= ``MAEViT``) or
-    ``SwinTransformer`` (= ``SimMIMSwinTransformer`` without ``mask_token``).
-    A fine-tuning config loads it with
+    names of the mmpretrain classification backbone that the algorithm's
+    fine-tuning configs use (:data:`ENCODERS`, ``meta['finetune_backbone']``):
+
+    - ``MAEViT`` (MAE, EVA), ``MILANViT``, ``MFFViT``, ``MaskFeatViT`` ->
+      ``VisionTransformer``: same names; MaskFeat's ``mask_token`` and MFF's
+      ``proj_layers.*`` / ``proj_weights`` (its fusion of layer outputs)
+      are dropped;
+    - ``TimmMAEViT`` (this package) -> ``VisionTransformer``: timm names
+      renamed to mmpretrain's;
+    - ``SimMIMSwinTransformer`` -> ``SwinTransformer``: ``mask_token``
+      dropped;
+    - ``MAEHiViT``, ``iTPNHiViT`` (pixel and CLIP) -> ``HiViT``: same names;
+      iTPN-CLIP's ``mask_token`` dropped;
+    - ``MixMIMPretrainTransformer`` -> ``MixMIMTransformer``: same names;
+    - ``BEiTPretrainViT`` (BEiT v1 / v2), ``CAEPretrainViT`` -> ``BEiTViT``:
+      ``mask_token`` dropped; BEiT's shared relative position bias copied to
+      each layer (``BEIT_SHARED_REL_POS_BIAS`` in
+      :mod:`aemim_mm.apis.key_converters`).
+
+    The file loads with ``strict=True`` into that backbone built with the
+    pre-training's structure (arch, image and patch size, final norm, position
+    embeddings, layer scale); a fine-tuning config loads it with
     ``backbone.init_cfg=dict(type='Pretrained', checkpoint=PATH,
-    prefix='backbone.')``. The fixed sin-cos ``pos_embed`` of MAE is kept;
-    ``VisionTransformer`` resizes it at load time for another image size.
+    prefix='backbone.')``. Layers that only the fine-tuning config adds (the
+    pooled-feature norm ``ln2`` of ``out_type='avg_featmap'``, CAE's and
+    HiViT's relative position bias tables where pre-training had none) are
+    initialised anew by mmengine's non-strict loader, as upstream. The fixed
+    sin-cos ``pos_embed`` of MAE is kept; ``VisionTransformer`` resizes it at
+    load time for another image size.
 ``'det'``
     The same content as ``'mmpretrain'`` (``meta['format']`` differs): the
     plain-ViT detection backbone of :mod:`aemim_mm.det` subclasses
     mmpretrain's ``VisionTransformer`` and loads it with the same
     ``init_cfg``. Keys it has no use for (e.g. the final norm ``ln1`` when it
     has none) are reported by mmengine's loader as unexpected, and ignored.
-    ViT only.
+    ViT only (``VisionTransformer`` targets).
 ``'timm'``
     A flat timm ``VisionTransformer`` state dict (``cls_token``,
     ``pos_embed``, ``patch_embed.proj.*``, ``blocks.N.*``, ``norm.*``), for
     ``timm_model.load_state_dict(torch.load(PATH))``. ViT only.
 
-Backbones recognised: mmpretrain ``MAEViT`` (``backbone.layers.N.*``),
-:class:`aemim_mm.models.TimmMAEViT` (timm names, ``backbone.blocks.N.*``; its
-weights are renamed to mmpretrain's names for ``'mmpretrain'`` / ``'det'``;
-the two blocks compute the same function, which the tests check) and
-``SimMIMSwinTransformer`` (``backbone.stages.*``; ``'mmpretrain'`` only).
+Any other format for a non-ViT encoder raises :class:`CheckpointFormatError`
+naming the backbone and the formats that fit it. The backbone is recognised
+from the key names under ``backbone.`` (:func:`_backbone_kind`).
+
+The key renamings are in :mod:`aemim_mm.apis.key_converters` (the ViT ones
+are re-exported here).
 """
 import math
 import os
@@ -45,62 +75,98 @@ import os.path as osp
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (Callable, Dict, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 
 from ..models.adapters import is_adversarial_key
 from ..utils.safe_load import safe_load
 from ..version import __version__
+from .key_converters import (CheckpointFormatError, KeyMap,
+                             beit_pretrain_key_map, mmpretrain_vit_to_timm,
+                             timm_vit_key_map, timm_vit_to_mmpretrain)
 
 __all__ = [
-    'FORMATS', 'EncoderExport', 'CheckpointFormatError', 'export_encoder',
-    'extract_encoder', 'mmpretrain_vit_to_timm', 'timm_vit_to_mmpretrain'
+    'ENCODERS', 'FORMATS', 'EncoderExport', 'EncoderSpec',
+    'CheckpointFormatError', 'export_encoder', 'extract_encoder',
+    'mmpretrain_vit_to_timm', 'timm_vit_to_mmpretrain'
 ]
 
 PathLike = Union[str, os.PathLike]
 
 #: The output formats, in the order they are written.
 FORMATS: Tuple[str, ...] = ('mmpretrain', 'det', 'timm')
-#: Which backbone kinds each format supports.
-_FORMAT_KINDS: Dict[str, Tuple[str, ...]] = {
-    'mmpretrain': ('vit', 'swin'),
-    'det': ('vit', ),
-    'timm': ('vit', ),
-}
 _BACKBONE = 'backbone.'
-# Parameters that only pre-training uses, by backbone kind.
-_PRETRAIN_ONLY: Dict[str, Tuple[str, ...]] = {
-    'vit': (),
-    'swin': ('mask_token', ),
-}
-_KIND_NAMES = {
-    'vit': 'ViT (mmpretrain MAEViT)',
-    'timm_vit': 'ViT (aemim_mm TimmMAEViT, timm key names)',
-    'swin': 'Swin (mmpretrain SimMIMSwinTransformer)',
-}
 
-# mmpretrain VisionTransformer key prefix <-> timm VisionTransformer prefix.
-# ``{n}`` is a block index. The final norm is ``ln1`` in mmpretrain (not to be
-# confused with ``layers.N.ln1``, the first norm of a block): the patterns are
-# anchored at the start of the key.
-_VIT_RENAMES: Tuple[Tuple[str, str], ...] = (
-    ('cls_token', 'cls_token'),
-    ('pos_embed', 'pos_embed'),
-    ('patch_embed.projection.', 'patch_embed.proj.'),
-    ('layers.{n}.ln1.', 'blocks.{n}.norm1.'),
-    ('layers.{n}.attn.qkv.', 'blocks.{n}.attn.qkv.'),
-    ('layers.{n}.attn.proj.', 'blocks.{n}.attn.proj.'),
-    ('layers.{n}.ln2.', 'blocks.{n}.norm2.'),
-    ('layers.{n}.ffn.layers.0.0.', 'blocks.{n}.mlp.fc1.'),
-    ('layers.{n}.ffn.layers.1.', 'blocks.{n}.mlp.fc2.'),
-    ('ln1.', 'norm.'),
+
+def _same_names(keys: Sequence[str]) -> KeyMap:
+    """The key map of an encoder whose names the target shares."""
+    return [(k, k) for k in keys]
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """How one kind of pre-training encoder is exported.
+
+    Attributes:
+        name: The pre-training backbone(s), for messages and the report.
+        target: The mmpretrain classification backbone (registry name) the
+            ``'mmpretrain'`` export loads into strictly.
+        pretrain_only: Encoder parameters only pre-training uses, dropped:
+            whole key names, or prefixes ending in ``'.'``.
+        key_map: ``keys -> [(target key, source key)]`` (no prefix), applied
+            after dropping; see :mod:`aemim_mm.apis.key_converters`.
+        formats: The formats that fit (:data:`FORMATS`).
+    """
+    name: str
+    target: str
+    pretrain_only: Tuple[str, ...]
+    key_map: Callable[[Sequence[str]], KeyMap]
+    formats: Tuple[str, ...]
+
+    def is_pretrain_only(self, key: str) -> bool:
+        """Whether ``key`` (no ``backbone.`` prefix) is dropped."""
+        return any(key == p or (p.endswith('.') and key.startswith(p))
+                   for p in self.pretrain_only)
+
+
+_VIT_FORMATS = ('mmpretrain', 'det', 'timm')
+#: The exportable encoders, by kind (see :func:`_backbone_kind`).
+ENCODERS: Dict[str, EncoderSpec] = {
+    'vit': EncoderSpec(
+        'ViT (mmpretrain MAEViT / MILANViT / MFFViT / MaskFeatViT)',
+        'VisionTransformer',
+        # MaskFeat's mask token; MFF's fusion of layer outputs
+        ('mask_token', 'proj_layers.', 'proj_weights'), _same_names,
+        _VIT_FORMATS),
+    'timm_vit': EncoderSpec(
+        'ViT (aemim_mm TimmMAEViT, timm key names)', 'VisionTransformer',
+        (), timm_vit_key_map, _VIT_FORMATS),
+    'swin': EncoderSpec(
+        'Swin (mmpretrain SimMIMSwinTransformer)', 'SwinTransformer',
+        ('mask_token', ), _same_names, ('mmpretrain', )),
+    'hivit': EncoderSpec(
+        'HiViT (mmpretrain MAEHiViT / iTPNHiViT)', 'HiViT',
+        ('mask_token', ), _same_names, ('mmpretrain', )),
+    'mixmim': EncoderSpec(
+        'MixMIM (mmpretrain MixMIMPretrainTransformer)', 'MixMIMTransformer',
+        (), _same_names, ('mmpretrain', )),
+    'beit': EncoderSpec(
+        'BEiT ViT (mmpretrain BEiTPretrainViT / CAEPretrainViT)', 'BEiTViT',
+        ('mask_token', ), beit_pretrain_key_map, ('mmpretrain', )),
+}
+_KIND_NAMES = {k: spec.name for k, spec in ENCODERS.items()}
+# Top-level state-dict entries of pre-training algorithms that are not the
+# encoder, with the reason they are dropped (the decoder and ``adv_*`` are
+# handled first).
+_NON_ENCODER = (
+    ('head.', 'pre-training head (head.*)'),
+    ('target_generator.', 'target generator / tokenizer (target_generator.*)'),
+    ('teacher.', 'momentum teacher (teacher.*)'),
 )
-_SUFFIXES = ('weight', 'bias')
-
-
-class CheckpointFormatError(ValueError):
-    """The checkpoint is not a MIM pre-training checkpoint this tool reads."""
+# Entries only a pre-training algorithm has (a classifier has none).
+_PRETRAINING_ENTRIES = ('neck.', 'target_generator.', 'teacher.')
 
 
 @dataclass
@@ -109,16 +175,19 @@ class EncoderExport:
 
     Attributes:
         src: The source checkpoint.
-        kind: ``'vit'``, ``'timm_vit'`` or ``'swin'``.
-        encoder: The clean encoder under mmpretrain key names (``'vit'`` and
-            ``'timm_vit'``: ``VisionTransformer`` names; ``'swin'``:
-            ``SwinTransformer`` names), without the ``backbone.`` prefix.
+        kind: A key of :data:`ENCODERS` (``'vit'``, ``'timm_vit'``,
+            ``'swin'``, ``'hivit'``, ``'mixmim'``, ``'beit'``).
+        encoder: The clean encoder under the key names of its fine-tuning
+            backbone (:attr:`target`), without the ``backbone.`` prefix.
         kept: The source ``state_dict`` keys that were kept.
         dropped: Source ``state_dict`` keys that were dropped, by reason.
         dropped_entries: Top-level checkpoint entries other than
             ``state_dict`` (``meta``, ``optimizer``, ``message_hub`` ...).
         arch: What the weights say about the architecture (``str`` / ``int``).
         paths: The written files, by format.
+        sources: For each key of ``encoder``, the source ``state_dict`` key
+            its tensor comes from (several keys may share one source: BEiT's
+            shared relative position bias).
     """
     src: str
     kind: str
@@ -128,6 +197,18 @@ class EncoderExport:
     dropped_entries: List[str]
     arch: Dict[str, Union[int, str]]
     paths: Dict[str, str] = field(default_factory=dict)
+    sources: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        """The mmpretrain classification backbone the export loads into."""
+        return ENCODERS[self.kind].target
+
+    @property
+    def converted(self) -> Dict[str, str]:
+        """The ``encoder`` keys whose name differs from their source key."""
+        return {k: v for k, v in self.sources.items()
+                if _BACKBONE + k != v}
 
     def summary(self) -> str:
         """A human-readable report: what was kept, dropped and written."""
@@ -137,6 +218,14 @@ class EncoderExport:
                  f'kept {len(self.kept)} tensors '
                  f'({_numel(self.encoder):,} values):']
         lines += [f'  {group}: {n}' for group, n in _groups(self.kept)]
+        lines.append(f'loads into mmpretrain {self.target} (strict); '
+                     f'{len(self.converted)} tensors under new names')
+        renamed: 'OrderedDict[Tuple[str, str], int]' = OrderedDict()
+        for new, old in self.converted.items():
+            pair = (_group(old), _group(_BACKBONE + new))
+            renamed[pair] = renamed.get(pair, 0) + 1
+        lines += [f'  {old} -> {new}: {n}'
+                  for (old, new), n in renamed.items()]
         n_dropped = sum(len(v) for v in self.dropped.values())
         lines.append(f'dropped {n_dropped} tensors:')
         for reason, keys in self.dropped.items():
@@ -155,12 +244,14 @@ def _numel(tensors: Mapping[str, torch.Tensor]) -> int:
 
 def _group(key: str) -> str:
     """The group of a key: up to its first index (``backbone.layers.*``) or
-    its parent module (``neck.decoder_embed.*``); short keys stay whole."""
+    its parent module (``neck.decoder_embed.*``), at most three names deep
+    (``target_generator.blocks.group_1.*``); short keys stay whole."""
     parts = key.split('.')
-    for i, part in enumerate(parts):
+    for i, part in enumerate(parts[:4]):
         if part.isdigit():
             return '.'.join(parts[:i]) + '.*'
-    return key if len(parts) <= 2 else '.'.join(parts[:-1]) + '.*'
+    return key if len(parts) <= 2 else '.'.join(parts[:min(
+        len(parts) - 1, 3)]) + '.*'
 
 
 def _groups(keys: Sequence[str]) -> List[Tuple[str, int]]:
@@ -172,135 +263,122 @@ def _groups(keys: Sequence[str]) -> List[Tuple[str, int]]:
     return list(counts.items())
 
 
-# --------------------------------------------------------------- renaming
-def _compile(template: str) -> 're.Pattern':
-    return re.compile('^' + re.escape(template).replace(r'\{n\}', r'(\d+)'))
-
-
-_MM_TO_TIMM = [(_compile(a), b) for a, b in _VIT_RENAMES]
-_TIMM_TO_MM = [(_compile(b), a) for a, b in _VIT_RENAMES]
-
-
-def _rename(state_dict: Mapping[str, torch.Tensor], rules, source: str,
-            target: str) -> 'OrderedDict[str, torch.Tensor]':
-    out: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
-    for key, value in state_dict.items():
-        for pattern, template in rules:
-            match = pattern.match(key)
-            if match is None:
-                continue
-            rest = key[match.end():]
-            # whole-name rules (cls_token) must match the whole key; prefix
-            # rules leave exactly a weight / bias leaf
-            if (not template.endswith('.') and rest) or (
-                    template.endswith('.') and rest not in _SUFFIXES):
-                continue
-            new = template.replace('{n}', match.group(1)) if match.groups() \
-                else template
-            out[new + rest] = value
-            break
-        else:
-            known = [a if source == 'mmpretrain' else b
-                     for a, b in _VIT_RENAMES]
-            raise CheckpointFormatError(
-                f'Cannot rename {source} ViT key {key!r} to {target} names: '
-                f'no rule for it. Known {source} prefixes: {known} '
-                f'(followed by {"/".join(_SUFFIXES)}).')
-    return out
-
-
-def mmpretrain_vit_to_timm(
-        state_dict: Mapping[str, torch.Tensor]
-) -> 'OrderedDict[str, torch.Tensor]':
-    """Rename a ``VisionTransformer`` / ``MAEViT`` state dict to timm names.
-
-    Args:
-        state_dict: Encoder weights under mmpretrain names, no prefix.
-
-    Returns:
-        The same tensors under timm ``VisionTransformer`` names.
-
-    Raises:
-        CheckpointFormatError: For a key without a renaming rule (e.g. the
-            fine-tuning norm ``ln2`` or layer-scale parameters).
-    """
-    return _rename(state_dict, _MM_TO_TIMM, 'mmpretrain', 'timm')
-
-
-def timm_vit_to_mmpretrain(
-        state_dict: Mapping[str, torch.Tensor]
-) -> 'OrderedDict[str, torch.Tensor]':
-    """Rename a timm ``VisionTransformer`` / ``TimmMAEViT`` state dict.
-
-    The inverse of :func:`mmpretrain_vit_to_timm`.
-
-    Args:
-        state_dict: Encoder weights under timm names, no prefix.
-
-    Returns:
-        The same tensors under mmpretrain ``VisionTransformer`` names.
-
-    Raises:
-        CheckpointFormatError: For a key without a renaming rule.
-    """
-    return _rename(state_dict, _TIMM_TO_MM, 'timm', 'mmpretrain')
-
-
 # ------------------------------------------------------------- validation
+_BEIT_MARKER = re.compile(
+    r'^(rel_pos_bias\.|layers\.\d+\.(gamma_[12]$|attn\.(q_bias|v_bias|'
+    r'relative_position_bias_table)$))')
+
+
 def _backbone_kind(keys: Sequence[str], src: str) -> str:
+    """The kind of pre-training encoder (a key of :data:`ENCODERS`), from the
+    key names under ``backbone.``.
+
+    Raises:
+        CheckpointFormatError: If the names fit no known encoder.
+    """
     names = [k[len(_BACKBONE):] for k in keys if k.startswith(_BACKBONE)]
-    if any(n.startswith('patch_embed.projection.') for n in names):
-        if any(n.startswith('layers.') for n in names):
-            return 'vit'
-        if any(n.startswith('stages.') for n in names):
+
+    def has(pattern: str) -> bool:
+        return any(re.match(pattern, n) for n in names)
+
+    if has(r'patch_embed\.projection\.'):
+        if has(r'stages\.\d+\.'):
             return 'swin'
-    if any(n.startswith('patch_embed.proj.') for n in names) and any(
-            n.startswith('blocks.') for n in names):
-        return 'timm_vit'
+        if has(r'layers\.\d+\.blocks\.\d+\.'):
+            return 'mixmim'
+        if has(r'layers\.\d+\.'):
+            return 'beit' if any(_BEIT_MARKER.match(n) for n in names) \
+                else 'vit'
+    if has(r'patch_embed\.proj\.') and has(r'blocks\.\d+\.'):
+        return 'hivit' if has(r'blocks\.\d+\.reduction\.') else 'timm_vit'
     raise CheckpointFormatError(
         f'{src} is not a MAE-style pre-training checkpoint: expected encoder '
         "weights under 'backbone.' with 'backbone.patch_embed.projection.*' "
-        "plus 'backbone.layers.N.*' (MAEViT) or 'backbone.stages.N.*' "
-        "(SimMIM Swin), or 'backbone.patch_embed.proj.*' plus "
-        "'backbone.blocks.N.*' (TimmMAEViT); found key groups "
+        "plus 'backbone.layers.N.*' (MAEViT, BEiT / CAE ViTs), "
+        "'backbone.stages.N.*' (SimMIM Swin) or 'backbone.layers.N.blocks.*' "
+        "(MixMIM), or 'backbone.patch_embed.proj.*' plus "
+        "'backbone.blocks.N.*' (TimmMAEViT; HiViT with "
+        "'blocks.N.reduction.*'); found key groups "
         f'{[g for g, _ in _groups(list(keys))][:12]}.')
 
 
 def _check_pretraining(state_dict: Mapping[str, torch.Tensor],
                        src: str) -> None:
-    """Refuse classifier / already-exported checkpoints with a clear error."""
+    """Refuse classifier / already-exported checkpoints with a clear error.
+
+    A pre-training checkpoint has a decoder (``neck.*``), a target generator
+    (``target_generator.*``: BEiT v1 has no neck) or a teacher
+    (``teacher.*``); a classifier has none of these.
+    """
+    pretraining = any(k.startswith(_PRETRAINING_ENTRIES) for k in state_dict)
     head = [k for k in state_dict if k.startswith('head.')]
-    if head:
+    if head and not pretraining:
         raise CheckpointFormatError(
             f'{src} looks like a classifier (fine-tuned) checkpoint, not a '
             'MIM pre-training checkpoint: it has classification-head weights '
-            f'{head[:4]}. MAE / SimMIM pre-training heads have no weights; '
+            f'{head[:4]} and no decoder, target generator or teacher '
+            f'({", ".join(p + "*" for p in _PRETRAINING_ENTRIES)}). '
             'export_encoder expects a checkpoint saved while pre-training '
             '(backbone.* encoder + neck.* decoder).')
-    if not any(k.startswith('neck.') for k in state_dict):
+    if not pretraining:
         raise CheckpointFormatError(
-            f'{src} has no decoder weights (neck.*): it is not a MAE / SimMIM '
-            'pre-training checkpoint (perhaps it was already exported, or is '
-            'a classifier backbone). export_encoder expects a checkpoint '
-            'saved while pre-training (backbone.* encoder + neck.* decoder).')
+            f'{src} has no decoder weights (neck.*), nor target generator or '
+            'teacher: it is not a MIM pre-training checkpoint (perhaps it '
+            'was already exported, or is a classifier backbone). '
+            'export_encoder expects a checkpoint saved while pre-training '
+            '(backbone.* encoder + neck.* decoder).')
+
+
+def _stage_depths(encoder: Mapping[str, torch.Tensor], pattern: str) -> str:
+    """``'d0,d1,...'``: blocks per stage, by ``pattern`` (stage, block)."""
+    depths: Dict[int, int] = {}
+    for key in encoder:
+        m = re.match(pattern, key)
+        if m:
+            s, b = int(m.group(1)), int(m.group(2))
+            depths[s] = max(depths.get(s, 0), b + 1)
+    return ','.join(str(depths[s]) for s in sorted(depths))
+
+
+def _hivit_blocks(encoder: Mapping[str, torch.Tensor]) -> str:
+    """``'b0,b1,...'``: HiViT's blocks per stage. ``blocks`` is flat: stages
+    are separated by the merging blocks (those with a ``reduction``). (Not
+    the arch's ``depths``: HiViT doubles the MLP-only early stages.)"""
+    blocks = sorted({int(k.split('.')[1]) for k in encoder
+                     if k.startswith('blocks.')})
+    merges = {int(k.split('.')[1]) for k in encoder
+              if re.match(r'blocks\.\d+\.reduction\.', k)}
+    depths, count = [], 0
+    for b in blocks:
+        if b in merges:
+            depths.append(count)
+            count = 0
+        else:
+            count += 1
+    return ','.join(str(d) for d in depths + [count])
 
 
 def _infer_arch(kind: str,
                 encoder: Mapping[str, torch.Tensor]) -> Dict[str, int]:
     """Architecture facts read off the weights (for meta and the report)."""
-    if kind == 'swin':
-        depths: Dict[int, int] = {}
-        for key in encoder:
-            m = re.match(r'stages\.(\d+)\.blocks\.(\d+)\.', key)
-            if m:
-                s, b = int(m.group(1)), int(m.group(2))
-                depths[s] = max(depths.get(s, 0), b + 1)
+    if kind in ('swin', 'mixmim'):
+        stage = 'stages' if kind == 'swin' else 'layers'
+        depths = _stage_depths(encoder, stage + r'\.(\d+)\.blocks\.(\d+)\.')
         weight = encoder['patch_embed.projection.weight']
         return dict(
             embed_dims=int(weight.shape[0]),
             patch_size=int(weight.shape[-1]),
-            num_stages=len(depths),
-            depths=','.join(str(depths[s]) for s in sorted(depths)))
+            num_stages=len(depths.split(',')),
+            depths=depths)
+    if kind == 'hivit':
+        last = max(int(k.split('.')[1]) for k in encoder
+                   if k.startswith('blocks.'))
+        arch = dict(
+            embed_dims=int(encoder[f'blocks.{last}.norm1.weight'].shape[0]),
+            blocks_per_stage=_hivit_blocks(encoder))
+        if 'pos_embed' in encoder:
+            arch['num_patches'] = int(encoder['pos_embed'].shape[1])
+        return arch
     weight = encoder['patch_embed.projection.weight']
     layers = {int(k.split('.')[1]) for k in encoder if k.startswith('layers.')}
     arch = dict(
@@ -317,6 +395,12 @@ def _infer_arch(kind: str,
         side = math.isqrt(num_patches)
         if side * side == num_patches:
             arch['img_size'] = side * arch['patch_size']
+    if kind == 'beit':
+        arch['final_norm'] = int('ln1.weight' in encoder)
+        arch['use_abs_pos_emb'] = int('pos_embed' in encoder)
+        arch['use_rel_pos_bias'] = int(
+            'layers.0.attn.relative_position_bias_table' in encoder)
+        arch['layer_scale'] = int('layers.0.gamma_1' in encoder)
     return arch
 
 
@@ -330,11 +414,12 @@ def extract_encoder(checkpoint: Mapping, src: str = '<checkpoint>'
         src: Its name, for messages.
 
     Returns:
-        The clean encoder (mmpretrain names) and what was dropped.
+        The clean encoder under its fine-tuning backbone's key names
+        (:data:`ENCODERS`) and what was dropped.
 
     Raises:
-        CheckpointFormatError: If the checkpoint is not a MAE / SimMIM
-            (or AEMIM) pre-training checkpoint.
+        CheckpointFormatError: If the checkpoint is not a MIM (or AEMIM)
+            pre-training checkpoint of a supported encoder.
     """
     if not isinstance(checkpoint, Mapping) or 'state_dict' not in checkpoint:
         found = (sorted(checkpoint)[:10] if isinstance(checkpoint, Mapping)
@@ -350,9 +435,9 @@ def extract_encoder(checkpoint: Mapping, src: str = '<checkpoint>'
             f"{src}: 'state_dict' must map key names to tensors.")
     _check_pretraining(state_dict, src)
     kind = _backbone_kind(list(state_dict), src)
-    drop_kind = 'vit' if kind == 'timm_vit' else kind
+    spec = ENCODERS[kind]
 
-    kept, encoder = [], OrderedDict()
+    kept, source = [], OrderedDict()
     dropped: Dict[str, List[str]] = OrderedDict()
 
     def drop(reason: str, key: str) -> None:
@@ -364,14 +449,23 @@ def extract_encoder(checkpoint: Mapping, src: str = '<checkpoint>'
         elif key.startswith('neck.'):
             drop('decoder (neck.*)', key)
         elif not key.startswith(_BACKBONE):
-            drop('other non-encoder weights', key)
-        elif key[len(_BACKBONE):] in _PRETRAIN_ONLY[drop_kind]:
+            drop(next((reason for prefix, reason in _NON_ENCODER
+                       if key.startswith(prefix)),
+                      'other non-encoder weights'), key)
+        elif spec.is_pretrain_only(key[len(_BACKBONE):]):
             drop('pre-training only parameters', key)
         else:
             kept.append(key)
-            encoder[key[len(_BACKBONE):]] = value.detach().clone().contiguous()
-    if kind == 'timm_vit':
-        encoder = timm_vit_to_mmpretrain(encoder)
+            source[key[len(_BACKBONE):]] = value.detach().clone().contiguous()
+    try:
+        key_map = spec.key_map(list(source))
+    except CheckpointFormatError as error:
+        raise CheckpointFormatError(f'{src}: {error}') from error
+    encoder: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
+    used = set()
+    for new, old in key_map:
+        encoder[new] = source[old].clone() if old in used else source[old]
+        used.add(old)
     entries = [str(k) for k in checkpoint if k != 'state_dict']
     return EncoderExport(
         src=src,
@@ -380,7 +474,8 @@ def extract_encoder(checkpoint: Mapping, src: str = '<checkpoint>'
         kept=kept,
         dropped=dict(dropped),
         dropped_entries=entries,
-        arch=_infer_arch('swin' if kind == 'swin' else 'vit', encoder))
+        arch=_infer_arch('vit' if kind == 'timm_vit' else kind, encoder),
+        sources={new: _BACKBONE + old for new, old in key_map})
 
 
 # ----------------------------------------------------------------- export
@@ -433,6 +528,7 @@ def _payload(result: EncoderExport, fmt: str) -> dict:
         source=osp.basename(result.src),
         backbone=_KIND_NAMES[result.kind],
         exported_by=f'aemim_mm {__version__}')
+    meta['finetune_backbone'] = result.target
     meta.update(result.arch)
     return dict(
         state_dict=OrderedDict(
@@ -449,7 +545,8 @@ def export_encoder(src: PathLike,
 
     Args:
         src: A checkpoint saved by mmengine's ``Runner`` while pre-training
-            with ``AdversarialMIMWrapper``, ``MAE`` or ``SimMIM``.
+            one of the algorithms of ``docs/algorithms.md``, with
+            ``AdversarialMIMWrapper`` or without.
         out_dir: Directory for the outputs, named ``<src stem>_<format>.pth``
             (created when missing). Optional where ``paths`` names every
             format.
@@ -464,8 +561,9 @@ def export_encoder(src: PathLike,
         ValueError: For bad ``formats`` / output paths (before reading).
         FileNotFoundError: If ``src`` does not exist.
         CheckpointFormatError: If ``src`` is not a MIM pre-training
-            checkpoint, or a format does not fit its backbone (e.g. ``'timm'``
-            for a Swin); nothing is written then.
+            checkpoint, or a format does not fit its backbone (``'det'`` /
+            ``'timm'`` for anything but a ViT: Swin, HiViT, MixMIM, BEiT /
+            CAE); nothing is written then.
         aemim_mm.utils.safe_load.UnsafeCheckpointError: If ``src`` holds
             pickled objects outside the ``weights_only`` allow-list.
     """
@@ -475,13 +573,14 @@ def export_encoder(src: PathLike,
     if not osp.isfile(src):
         raise FileNotFoundError(f'Pre-training checkpoint not found: {src}')
     result = extract_encoder(safe_load(src), src)
-    kind = 'vit' if result.kind == 'timm_vit' else result.kind
-    unfit = [f for f in formats if kind not in _FORMAT_KINDS[f]]
+    spec = ENCODERS[result.kind]
+    unfit = [f for f in formats if f not in spec.formats]
     if unfit:
         raise CheckpointFormatError(
-            f'{src} has a {_KIND_NAMES[result.kind]} encoder; format(s) '
-            f'{unfit} need a plain ViT. Formats for this backbone: '
-            f'{[f for f in FORMATS if kind in _FORMAT_KINDS[f]]}.')
+            f'{src} has a {spec.name} encoder; format(s) {unfit} need a plain '
+            'ViT (an encoder that loads into mmpretrain\'s VisionTransformer'
+            f'). Formats for this backbone: {list(spec.formats)} (its '
+            f"'mmpretrain' export loads into mmpretrain's {spec.target}).")
     for fmt in formats:
         path = out_paths[fmt]
         os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)

@@ -1,10 +1,13 @@
 """Datasets: the embedded scikit-image photo set used by the demo, the
-loading transform that skips unreadable images, and the CIFAR-10 archive
+loading transform that skips unreadable images, the ImageNet-style
+evaluation folders (ImageNet-A/-R/-Sketch/-V2/-C, ImageNet-Real) with the
+ImageNet-A / -R class subsets, and the CIFAR-10 archive
 (:mod:`.cifar10_archive`)."""
+from .imagenet_folders import ImageNetClassFolders, ImageNetReal
 from .skimage_photos import SkimagePhotos
+from .transforms import LoadImageFromFileOrSkip, UnreadableImageError
 
-__all__ = ['SkimagePhotos']
-from .transforms import (LoadImageFromFileOrSkip,  # noqa: E402
-                         UnreadableImageError)
-
-__all__ += ['LoadImageFromFileOrSkip', 'UnreadableImageError']
+__all__ = [
+    'ImageNetClassFolders', 'ImageNetReal', 'SkimagePhotos',
+    'LoadImageFromFileOrSkip', 'UnreadableImageError'
+]

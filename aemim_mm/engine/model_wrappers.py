@@ -6,10 +6,15 @@ mmengine's ``MMDistributedDataParallel.train_step`` runs the wrapped model's
 subclass routes an :class:`~aemim_mm.models.AdversarialMIMWrapper` through
 :func:`~aemim_mm.models.wrapper.clean_first_train_step` instead (the first
 backward without gradient synchronisation, the second synchronising the sum)
-and any other model through mmengine's step. ``tools/train.py`` picks it for
-AEMIM configs that set no ``model_wrapper_cfg``; elsewhere set::
+and any other model through mmengine's step. A config selects it, so that
+every launcher (mmpretrain's ``tools/train.py``, ``mim train``, slurm) uses
+it; the project's AEMIM configs inherit ``configs/_base_/aemim_ddp.py``::
 
-    model_wrapper_cfg = dict(type='AEMIMDistributedDataParallel')
+    model_wrapper_cfg = dict(
+        type='AEMIMDistributedDataParallel', broadcast_buffers=False)
+
+This package's ``tools/train.py`` also picks it for an AEMIM config that sets
+no ``model_wrapper_cfg``.
 """
 from typing import Dict
 

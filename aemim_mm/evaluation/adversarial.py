@@ -5,11 +5,8 @@ The attacks come from the Adversarial Robustness Toolbox (ART,
 ``ProjectedGradientDescentPyTorch`` on a ``PyTorchClassifier``. They attack
 pixels in ``[0, pixel_range]``; the model's own data preprocessor
 (normalisation, channel order) runs inside the attacked function
-(:class:`PixelSpaceClassifier`), so eps is a budget on real pixels.
-``torchattacks`` 3.5.1 was tried too: it imports and runs with torch 2.15,
-but it pins ``requests~=2.25.1``, which downgrades ``requests`` / ``idna``
-in this environment and breaks other packages' requirements, so it is not
-used.
+(:class:`PixelSpaceClassifier`), so eps is a budget on real pixels. Why
+ART and not another attack library: docs/downstream.md, "Attack library".
 """
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence

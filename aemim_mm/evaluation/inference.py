@@ -100,8 +100,8 @@ def build_dataset(dataset: Union[dict, Dataset], pipeline: Sequence[dict]):
     """Build a data set config with ``pipeline``, or pass a data set through.
 
     ``serialize_data`` defaults to ``False``: mmengine's serialisation runs a
-    full ``gc.collect()`` per data set (about 1 s in a large process), which
-    dominates the 75 small ImageNet-C / CIFAR-10-C sets.
+    full ``gc.collect()`` per data set, whose cost grows with the process's
+    objects and adds up over the 75 small ImageNet-C / CIFAR-10-C sets.
     """
     if isinstance(dataset, dict):
         cfg = dict(serialize_data=False, _scope_='mmpretrain')

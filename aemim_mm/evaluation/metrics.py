@@ -11,7 +11,7 @@ from mmengine.evaluator import BaseMetric
 from mmpretrain.evaluation import Accuracy
 from mmpretrain.registry import METRICS
 
-from .imagenet_subsets import SUBSETS, subset_indices
+from ..datasets.imagenet_subsets import SUBSETS, subset_indices
 
 
 def restrict_to_subset(scores: torch.Tensor, labels: torch.Tensor,

@@ -1,7 +1,8 @@
 """Models: adapters, the label-free attack, the wrapper and backbones."""
 from .adapters import (AdapterLayerNorm, adapter_route, convert_adapters,
                        adversarial_state_dict_keys)
-from .algorithms import MIMInterface, build_mim_interface
+from .algorithms import (MIMInterface, build_mim_interface,
+                         register_mim_interface, supported_algorithms)
 from .attack import FeatureDistancePGD
 from .backbones import TimmMAEViT
 from .profiling import phase_seconds
@@ -10,6 +11,7 @@ from .wrapper import AdversarialMIMWrapper
 __all__ = [
     'AdapterLayerNorm', 'adapter_route', 'convert_adapters',
     'adversarial_state_dict_keys', 'MIMInterface', 'build_mim_interface',
+    'register_mim_interface', 'supported_algorithms',
     'FeatureDistancePGD', 'TimmMAEViT', 'AdversarialMIMWrapper',
     'phase_seconds'
 ]

@@ -123,8 +123,9 @@ def convert_adapters(model: nn.Module,
         The qualified names of the converted layers / tokens.
 
     Raises:
-        ValueError: On an unknown ``adapter`` or ``scope`` entry, or when the
-            scope holds nothing to adapt.
+        ValueError: On an unknown ``adapter`` or ``scope`` entry, when the
+            scope holds nothing to adapt, or (``'ln'``) a LayerNorm subclass
+            with a ``forward`` of its own.
     """
     if adapter not in ADAPTERS:
         raise ValueError(f'adapter must be one of {ADAPTERS}, got {adapter!r}.')
@@ -145,6 +146,8 @@ def convert_adapters(model: nn.Module,
                 for child_name, child in list(module.named_children()):
                     if (isinstance(child, nn.LayerNorm)
                             and not isinstance(child, AdapterLayerNorm)):
+                        _check_plain_layer_norm(
+                            child, f'{qualified}.{child_name}')
                         setattr(module, child_name,
                                 AdapterLayerNorm.from_layer_norm(child))
                         converted.append(f'{qualified}.{child_name}')
@@ -164,6 +167,21 @@ def convert_adapters(model: nn.Module,
             f'adapter={adapter!r} found no {what} in adapter_scope={tuple(scope)}'
             f' of {type(model).__name__}; use another adapter or scope.')
     return converted
+
+
+def _check_plain_layer_norm(norm: nn.LayerNorm, name: str) -> None:
+    """Raise if ``norm`` computes something else than ``nn.LayerNorm``.
+
+    A subclass with its own ``forward`` (mmpretrain's channels-first
+    ``LayerNorm2d``, CLIP's float32 ``LayerNorm``) would lose it in an
+    :class:`AdapterLayerNorm`.
+    """
+    if type(norm).forward is not nn.LayerNorm.forward:
+        raise ValueError(
+            f"adapter='ln' converts torch.nn.LayerNorm layers; {name} is a "
+            f'{type(norm).__name__} with its own forward, which an '
+            'AdapterLayerNorm would not keep. Leave its module out of '
+            "adapter_scope or use adapter='cls_token' / 'none'.")
 
 
 @torch.no_grad()

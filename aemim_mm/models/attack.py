@@ -107,11 +107,10 @@ class FeatureDistancePGD:
             the surrounding training step (fp32, or the autocast of
             ``AmpOptimWrapper``). ``'bfloat16'`` or ``'float16'``: its
             forward passes run under ``torch.autocast`` with that dtype on
-            the input's device, also in fp32 training (not in the paper; on
-            a CPU with native bf16 the attack of the cpu benchmark preset
-            ran 1.8-1.9x faster, see the README's Performance section). The
-            adversarial example and the model's training passes keep their
-            own precision.
+            the input's device, also in fp32 training (not in the paper;
+            what it saves on a CPU with native bf16: the README's
+            Performance section). The adversarial example and the model's
+            training passes keep their own precision.
 
     The values are plain attributes: :class:`FeatureDistancePGDHook` changes
     ``eps``, ``steps`` and ``step_size`` during training.

@@ -1,4 +1,4 @@
-"""AdversarialMIMWrapper: AEMIM around an unchanged MAE or SimMIM model.
+"""AdversarialMIMWrapper: AEMIM around an unchanged mmpretrain MIM model.
 
 Config::
 
@@ -12,7 +12,7 @@ Config::
 """
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -30,8 +30,9 @@ from ..utils.checks import is_number
 from .adapters import (ADAPTERS, adapter_route, clean_twin_key,
                        convert_adapters, is_adversarial_key,
                        reset_adversarial_adapters)
-from .algorithms import build_mim_interface
+from .algorithms import build_mim_interface, select_samples
 from .attack import feature_distance
+from .optim_support import check_optim_wrapper
 from .patchify import patchify_as_matmul
 from .profiling import (ADVERSARIAL, ADVERSARIAL_UPDATE, ATTACK,
                         CLEAN_BACKWARD, CLEAN_FORWARD)
@@ -50,9 +51,11 @@ class AdversarialMIMWrapper(BaseModel):
     """Masked image modeling with adversarial examples (AEMIM).
 
     Args:
-        algorithm: The MIM model (config dict or module): mmpretrain ``MAE``
-            (with ``MAEViT`` or :class:`~aemim_mm.models.TimmMAEViT`) or
-            ``SimMIM``. Its data preprocessor becomes the wrapper's.
+        algorithm: The MIM model (config dict or module): an mmpretrain
+            algorithm with an interface for its exact class
+            (``aemim_mm.models.supported_algorithms()``; see
+            ``docs/algorithms.md``). Its data preprocessor becomes the
+            wrapper's.
         attack: The attack (config dict or object), by default
             :class:`~aemim_mm.models.FeatureDistancePGD` with the paper's
             settings.
@@ -120,7 +123,8 @@ class AdversarialMIMWrapper(BaseModel):
         #: iteration by ``ReproducibleRandomnessHook``): draws keyed by
         #: sample, the same for any split of the batch over processes.
         self.sample_seed: Optional[int] = None
-        convert_adapters(algorithm, adapter, tuple(adapter_scope))
+        convert_adapters(algorithm, adapter,
+                         mim.adapter_scope(tuple(adapter_scope)))
         # Keys as in the plain algorithm: `backbone.…`, not `algorithm.backbone.…`.
         self.register_state_dict_post_hook(_strip_algorithm_prefix)
         self.register_load_state_dict_pre_hook(_add_algorithm_prefix)
@@ -134,7 +138,8 @@ class AdversarialMIMWrapper(BaseModel):
         :meth:`adversarial_step`; line 13 adds their weighted losses.
 
         Args:
-            inputs: Normalised images (B, C, H, W) from the data preprocessor.
+            inputs: Normalised images (B, C, H, W) from the data preprocessor
+                (or the algorithm's views of them).
             data_samples: The batch's data samples (SimMIM reads its mask).
 
         Returns:
@@ -150,35 +155,38 @@ class AdversarialMIMWrapper(BaseModel):
                    data_samples: List[DataSample]) -> 'CleanPass':
         """Line 11: ``L_c = L_mim(F(x^m; psi + phi_c), x)``.
 
-        Also draws the one mask per sample that every later pass uses.
+        Also computes, once, what every later pass uses: the reconstruction
+        target of the CLEAN batch (without gradient) and one mask per sample.
         """
-        rng = SampleRandomness(inputs.shape[0], inputs.device,
-                               self.sample_seed)
-        mask = self.mim.sample_mask(inputs, data_samples, rng)
+        x = self.mim.model_input(inputs)    # the view that is attacked
+        rng = SampleRandomness(x.shape[0], x.device, self.sample_seed)
+        target, mask = self.mim.prepare(inputs, data_samples, rng)
         with adapter_route(self, 'clean'):
             rec_clean, feat_clean, _ = self.mim.reconstruction_loss(
-                inputs, mask, target=inputs)
-        return CleanPass(inputs, mask, rng, rec_clean, feat_clean.detach())
+                x, mask, target)
+        return CleanPass(x, mask, rng, rec_clean, feat_clean.detach(),
+                         target=target)
 
     def adversarial_step(self, clean: 'CleanPass') -> Dict[str, torch.Tensor]:
         """Lines 4-10 and 12: craft ``x_a``, then ``(1 - lambda) * L_a``."""
         x, mask = clean.inputs, clean.mask
         # 4: randomly select alpha % of the data: x'
-        idx = clean.rng.select(self.adv_ratio)
+        idx = self.mim.select_adversarial(clean.rng, self.adv_ratio)
         if idx.numel() == 0:    # alpha * B rounds to 0 on this process
             return self._without_adversarial(clean, num_nonfinite=0)
         x_sel, mask_sel = x[idx], mask[idx]
+        target = select_samples(clean.target, idx)          # of the CLEAN x
         target_feat = clean.feat_clean[idx]                 # sg(E(x^m))
         with adapter_route(self, 'adv'):
             # 5-10: x_a = PGD-T on L_adv, random start, parameters fixed
             with patchify_as_matmul(self.algorithm), record_function(ATTACK):
                 attack = self.attack(
-                    x_sel, self._adv_loss(mask_sel, target_feat, x_sel),
+                    x_sel, self._adv_loss(mask_sel, target_feat, target),
                     *self.pixel_stats(x),
                     noise=clean.rng.rand(x.shape[1:], START, idx))
             # 12: L_a = L_mim(F(x_a^m; psi + phi_a), x)   (target: CLEAN x)
             rec_adv, feat_adv, _ = self.mim.reconstruction_loss(
-                attack.x_adv, mask_sel, target=x_sel)
+                attack.x_adv, mask_sel, target)
         if not torch.isfinite(rec_adv):     # fp16 overflow: keep it away
             return self._without_adversarial(clean, idx.numel())
         # this process's share of the global subset (1 unless keyed draws
@@ -206,8 +214,9 @@ class AdversarialMIMWrapper(BaseModel):
     def select_adversarial(self, batch_size: int,
                            device: torch.device) -> torch.Tensor:
         """Indices of ``round(adv_ratio * batch_size)`` random samples."""
-        return SampleRandomness(batch_size, device,
-                                self.sample_seed).select(self.adv_ratio)
+        return self.mim.select_adversarial(
+            SampleRandomness(batch_size, device, self.sample_seed),
+            self.adv_ratio)
 
     def _without_adversarial(self, clean: 'CleanPass',
                              num_nonfinite: int) -> Dict[str, torch.Tensor]:
@@ -235,7 +244,7 @@ class AdversarialMIMWrapper(BaseModel):
             adv_nonfinite=zero + num_nonfinite)
 
     def _adv_loss(self, mask: torch.Tensor, target_feat: torch.Tensor,
-                  target: torch.Tensor):
+                  target: Any):
         """The attack's objective: per-sample loss of a candidate image."""
         distance = self.attack.distance
         if distance == 'rec':
@@ -282,16 +291,18 @@ class AdversarialMIMWrapper(BaseModel):
             no change, 0 and 1 are -eps and +eps) and ``reconstruction`` (the
             clean pass's prediction, visible patches from the input).
         """
-        x = inputs
+        x = self.mim.model_input(inputs)
         mean, std = self.pixel_stats(x)
-        mask = self.mim.sample_mask(
-            x, data_samples, SampleRandomness(x.shape[0], x.device))
+        target, mask = self.mim.prepare(
+            inputs, data_samples, SampleRandomness(x.shape[0], x.device),
+            update_state=False)
         with torch.no_grad(), adapter_route(self, 'clean'):
-            _, feat_clean, pred = self.mim.reconstruction_loss(x, mask, x)
+            _, feat_clean, pred = self.mim.reconstruction_loss(
+                x, mask, target)
             recon = self.mim.reconstruct_image(pred, x, mask)
         with torch.enable_grad(), adapter_route(self, 'adv'):
-            x_adv = self.attack(x, self._adv_loss(mask, feat_clean, x), mean,
-                                std).x_adv
+            x_adv = self.attack(x, self._adv_loss(mask, feat_clean, target),
+                                mean, std).x_adv
 
         def to_unit(img: torch.Tensor) -> torch.Tensor:
             pixels = img * std.reshape(1, -1, 1, 1) + mean.reshape(1, -1, 1, 1)
@@ -343,11 +354,14 @@ class CleanPass:
     """What the adversarial step takes from the clean step.
 
     Attributes:
-        inputs: The normalised batch.
+        inputs: The normalised batch (the view the model masks and the
+            attack perturbs).
         mask: One mask per sample, for every pass.
         rng: The iteration's random draws.
         rec_clean: ``L_c``, with its graph.
         feat_clean: ``sg(E(x^m))``, the attack's target (detached).
+        target: The reconstruction target of the clean batch (no gradient),
+            for both passes.
         sole_process: Set by :func:`clean_first_train_step` when ``L_c`` is
             already backpropagated and no DDP synchronises the next
             backward (see :meth:`AdversarialMIMWrapper._without_adversarial`).
@@ -357,6 +371,7 @@ class CleanPass:
     rng: SampleRandomness
     rec_clean: torch.Tensor
     feat_clean: torch.Tensor
+    target: Any = None
     sole_process: bool = False
 
 
@@ -381,7 +396,13 @@ def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
 
     Returns:
         The log variables, as mmengine's ``train_step`` gives them.
+
+    Raises:
+        TypeError: If ``optim_wrapper`` is not one this step can drive
+            (:func:`~aemim_mm.models.optim_support.check_optim_wrapper`);
+            raised before the step computes anything.
     """
+    check_optim_wrapper(optim_wrapper)
     distributed = model is not module
     with optim_wrapper.optim_context(model):
         data = module.data_preprocessor(data, True)

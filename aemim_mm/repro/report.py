@@ -19,6 +19,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..visualization.loss_plot import \
+    plot_loss_curves_by_method as _plot_loss_curves_by_method
 from .preset import METHOD_LABELS
 
 _STAGE_COLUMNS = (('pretrain', 'pre-train'), ('export', 'export'),
@@ -193,70 +195,13 @@ def _differences(agg: Dict[str, Any], pairs: Sequence[tuple],
 def plot_loss_curves_by_method(results: Dict[str, Dict[int, Dict]],
                                methods: Sequence[str], out_file: str,
                                iters_per_epoch: int) -> str:
-    """Fig. 2: clean (solid) and adversarial (dashed) loss per method.
+    """Fig. 2 of the mini-reproduction, with the methods' names.
 
-    Mean over seeds at the iterations all seeds have; MAE's clean loss is
-    its ``loss`` (its only, clean, reconstruction loss).
+    :func:`aemim_mm.visualization.loss_plot.plot_loss_curves_by_method` with
+    :data:`METHOD_LABELS` as legend names.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from ..visualization.loss_plot import moving_average
-    fig = Figure(figsize=(8, 6.5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax, ax_gap = fig.subplots(
-        2, 1, sharex=True, gridspec_kw=dict(height_ratios=(3, 1.4)))
-    colors = dict(mae='tab:blue', fast_aemim='tab:green', aemim='tab:red')
-    for method in methods:
-        curves = []
-        for seed in sorted(results.get(method, {})):
-            with open(results[method][seed]['pretrain']['loss_curves']) as f:
-                curves.append(json.load(f)['records'])
-        if not curves:
-            continue
-        series = [('loss', 'clean', '-')] if method == 'mae' else [
-            ('rec_clean', 'clean', '-'), ('rec_adv', 'adversarial', '--')
-        ]
-        smoothed = {}
-        for key, what, style in series:
-            common = None
-            for rec in curves:
-                it = set(rec[key]['iter'])
-                common = it if common is None else common & it
-            if not common:
-                continue
-            its = np.array(sorted(common))
-            vals = np.mean([
-                np.interp(its, rec[key]['iter'], rec[key]['value'])
-                for rec in curves
-            ], axis=0)
-            window = max(1, min(50, its.size // 10))
-            smoothed[key] = (its, moving_average(vals, window))
-            ax.plot(its / iters_per_epoch, smoothed[key][1],
-                    color=colors[method], linestyle=style, linewidth=1.8,
-                    label=f'{METHOD_LABELS[method]} {what}')
-        if 'rec_adv' in smoothed and 'rec_clean' in smoothed:
-            its, pa, pb = np.intersect1d(smoothed['rec_clean'][0],
-                                         smoothed['rec_adv'][0],
-                                         return_indices=True)
-            ax_gap.plot(its / iters_per_epoch,
-                        smoothed['rec_adv'][1][pb] -
-                        smoothed['rec_clean'][1][pa],
-                        color=colors[method], linewidth=1.5,
-                        label=METHOD_LABELS[method])
-    ax_gap.axhline(0.0, color='black', linewidth=0.8)
-    ax_gap.set_xlabel('pre-training epoch')
-    ax_gap.set_ylabel('adversarial − clean')
-    ax_gap.grid(True, alpha=0.3)
-    if ax_gap.get_legend_handles_labels()[0]:
-        ax_gap.legend(loc='upper right', fontsize=8)
-    ax.set_ylabel('reconstruction loss (mean over seeds)')
-    ax.set_title('clean pretext task vs adversarial auxiliary task')
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc='upper right', fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_file)
-    return out_file
+    return _plot_loss_curves_by_method(
+        results, methods, out_file, iters_per_epoch, labels=METHOD_LABELS)
 
 
 def _eps_curves(agg: Dict[str, Any], kind: str) -> Dict[str, Dict]:
@@ -300,7 +245,7 @@ def write_report(preset: Dict[str, Any], out_dir: str,
     Returns:
         The JSON content.
     """
-    from ..evaluation.plots import plot_accuracy_vs_eps
+    from ..visualization.accuracy_vs_eps import plot_accuracy_vs_eps
     robust_on = list(preset['evaluate']['robustness_on'])
     agg = aggregate(results, robust_on)
     methods = list(preset['methods'])

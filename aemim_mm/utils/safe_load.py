@@ -20,17 +20,32 @@ only adds the grad scaler's state, a dict of Python numbers) and listing their
 globals with :func:`torch.serialization.get_unsafe_globals_in_checkpoint`.
 The config in ``meta['cfg']`` is stored as text: no ``ConfigDict`` needed.
 
+torch resolves a global by name, and when two different objects on its
+allow-list share a name (the real ``getattr`` allow-listed by someone else, and
+the stand-in), which one it uses depends on the order of a set.
+:func:`safe_load` therefore refuses, with :class:`AllowListConflictError`, a
+checkpoint that uses such a name, so the outcome never depends on that order.
+
 Safety is never switched off: nothing here passes ``weights_only=False``.
 mmengine's loaders hand checkpoints to :func:`safe_load`: local files
 (:func:`register_safe_local_loader`) and downloads
 (:func:`register_safe_url_loaders`; mmengine downloads with
 ``torch.hub.load_state_dict_from_url``, whose ``weights_only`` defaults to
-``False``).
+``False``). Inside ``with`` :func:`mmengine_loaders`, those two loaders hand
+the call to mmengine's own functions instead, in that thread only.
+``docs/import_effects.md`` lists everything ``import aemim_mm`` changes.
 """
+import contextlib
+import contextvars
 import importlib
 import os
 import pickle
-from typing import Any, Callable, List, Optional, Tuple, Union
+import pickletools
+import urllib.error
+import zipfile
+from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
+from typing import (Any, Callable, Dict, Iterator, List, Optional, Set, Tuple,
+                    Union)
 from urllib.parse import urlparse
 
 import numpy as np
@@ -39,7 +54,9 @@ from mmengine.logging.history_buffer import HistoryBuffer
 
 __all__ = [
     'register_checkpoint_safe_globals', 'register_safe_local_loader',
-    'register_safe_url_loaders', 'safe_load', 'UnsafeCheckpointError'
+    'register_safe_url_loaders', 'safe_load', 'mmengine_loaders',
+    'allow_list_conflicts', 'UnsafeCheckpointError', 'AllowListConflictError',
+    'CheckpointDownloadError'
 ]
 
 SafeGlobal = Union[Callable, Tuple[Callable, str]]
@@ -57,8 +74,51 @@ _NUMPY_DTYPES = ('float64', 'float32', 'int64', 'int32')
 _REASON_KEYS = ('GLOBAL', 'not allowed', 'Can only', 'unrecognized')
 
 
+# Set inside ``with mmengine_loaders()``: this context (thread / task) uses
+# mmengine's own loaders.
+_USE_MMENGINE_LOADERS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    'aemim_mm_use_mmengine_loaders', default=False)
+
+
 class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A checkpoint holds a global outside the ``weights_only`` allow-list."""
+    """aemim_mm refused to unpickle a checkpoint.
+
+    Raised as is when the checkpoint holds a global outside the
+    ``weights_only`` allow-list (or one the restricted ``getattr`` refuses);
+    :class:`AllowListConflictError` is the refusal for an ambiguous
+    allow-list. Being an ``UnpicklingError``, it is caught where torch's own
+    refusal is.
+    """
+
+
+class AllowListConflictError(UnsafeCheckpointError):
+    """The checkpoint uses a name that torch's allow-list maps to two objects.
+
+    torch would unpickle it with either object, depending on set order; so
+    the checkpoint is refused whatever that order is.
+    """
+
+
+class CheckpointDownloadError(urllib.error.URLError):
+    """A checkpoint download failed.
+
+    A ``urllib.error.URLError`` (so an ``OSError`` too), like the errors of
+    mmengine's own download; its message names the URL and the cache path.
+
+    Attributes:
+        url: The URL of the checkpoint.
+        filename: The cache path the checkpoint was downloaded to.
+        reason: The exception of the download (``HTTPError``, ``URLError``,
+            ``TimeoutError``, ...).
+    """
+
+    def __init__(self, url: str, path: str, reason: BaseException) -> None:
+        super().__init__(reason, path)
+        self.url = url
+
+    def __str__(self) -> str:
+        return (f'Could not download checkpoint {self.url!r} to '
+                f'{self.filename!r}: {self.reason}')
 
 
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
@@ -130,6 +190,108 @@ def register_checkpoint_safe_globals() -> None:
     torch.serialization.add_safe_globals(_safe_globals())
 
 
+def _entry(item: SafeGlobal) -> Tuple[Any, str]:
+    """The object of an allow-list item and the name torch gives it."""
+    if isinstance(item, tuple):
+        return item[0], item[1]
+    return item, f'{item.__module__}.{item.__qualname__}'
+
+
+def _describe(obj: Any) -> str:
+    """``module.qualname`` of an allow-listed object."""
+    module = getattr(obj, '__module__', None)
+    qualname = getattr(obj, '__qualname__', None)
+    return f'{module}.{qualname}' if module and qualname else repr(obj)
+
+
+def allow_list_conflicts() -> Dict[str, List[Any]]:
+    """Names of aemim_mm's allow-list entries that name other objects too.
+
+    Returns:
+        For each name that torch's allow-list
+        (:func:`torch.serialization.get_safe_globals`) maps both to aemim_mm's
+        object and to another one, the objects under that name, aemim_mm's
+        first. Empty when there is no conflict.
+    """
+    ours = {name: obj for obj, name in map(_entry, _safe_globals())}
+    conflicts: Dict[str, List[Any]] = {}
+    for item in torch.serialization.get_safe_globals():
+        obj, name = _entry(item)
+        if name in ours and obj is not ours[name]:
+            conflicts.setdefault(name, [ours[name]]).append(obj)
+    return conflicts
+
+
+def _globals_in_checkpoint(path: str) -> Optional[Set[str]]:
+    """The globals (``module.name``) a zip checkpoint's pickle refers to.
+
+    Args:
+        path: The checkpoint file.
+
+    Returns:
+        The names, or ``None`` if they cannot be listed (not a ``torch.save``
+        zip file, several or no ``data.pkl`` records, a malformed pickle, or
+        a ``STACK_GLOBAL``, which names its global only at run time).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = [n for n in archive.namelist()
+                       if n.count('/') == 1 and n.endswith('/data.pkl')]
+            if len(records) != 1:
+                return None
+            data = archive.read(records[0])
+        found = set()
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name == 'STACK_GLOBAL':
+                return None
+            if opcode.name == 'GLOBAL':
+                module, name = arg.split(' ', 1)
+                # as torch reads protocol 2 (``__builtin__`` -> ``builtins``)
+                if (module, name) in NAME_MAPPING:
+                    module, name = NAME_MAPPING[(module, name)]
+                else:
+                    module = IMPORT_MAPPING.get(module, module)
+                found.add(f'{module}.{name}')
+        return found
+    except (zipfile.BadZipFile, ValueError):
+        return None
+
+
+def _refuse_ambiguous_globals(path: str) -> None:
+    """Refuse a checkpoint that uses a name torch's allow-list maps twice.
+
+    Args:
+        path: The checkpoint file.
+
+    Raises:
+        AllowListConflictError: If torch's allow-list maps one of aemim_mm's
+            names to another object as well, and the checkpoint uses that
+            name (or its names cannot be listed).
+    """
+    conflicts = allow_list_conflicts()
+    if not conflicts:
+        return
+    used = _globals_in_checkpoint(path)
+    names = sorted(name for name in conflicts if used is None or name in used)
+    if not names:
+        return
+    what = '; '.join(
+        f"{name!r} -> aemim_mm's {_describe(conflicts[name][0])} and "
+        + ' and '.join(_describe(obj) for obj in conflicts[name][1:])
+        for name in names)
+    uses = ('uses' if used is not None else
+            'may use (its globals cannot be listed)')
+    raise AllowListConflictError(
+        f'Refused to load checkpoint {path!r}: it {uses} '
+        f"{', '.join(map(repr, names))}, which torch's weights_only "
+        f'allow-list maps to two different objects ({what}); torch would use '
+        'one of them depending on set order. Allow-list the other object '
+        "only around the loads that need it ('with "
+        "torch.serialization.safe_globals([...]):'), or remove it "
+        '(torch.serialization.clear_safe_globals(); aemim_mm adds its own '
+        'entries back on the next safe_load).')
+
+
 def _disallowed_globals(path: str) -> List[str]:
     """List the globals of a checkpoint that are not allowed (best effort)."""
     try:
@@ -164,9 +326,15 @@ def safe_load(path: Union[str, os.PathLike],
     Raises:
         UnsafeCheckpointError: If the checkpoint holds globals outside the
             allow-list (its message names the file and the globals).
+        AllowListConflictError: If the checkpoint uses a name that torch's
+            allow-list maps both to aemim_mm's entry and to another object
+            (e.g. ``builtins.getattr``, when the real ``getattr`` is
+            allow-listed too); the message names the file, the name and both
+            objects.
     """
     register_checkpoint_safe_globals()
     path = os.fspath(path)
+    _refuse_ambiguous_globals(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -185,8 +353,23 @@ def load_from_local_safely(filename: str, map_location: Any) -> Any:
 
     Same behaviour as mmengine's ``load_from_local`` (``weights_only`` stays
     on), but a refused checkpoint raises :class:`UnsafeCheckpointError`
-    naming the file and the disallowed globals.
+    naming the file and the disallowed globals. Inside ``with``
+    :func:`mmengine_loaders`, mmengine's ``load_from_local`` itself runs.
+
+    Args:
+        filename: The checkpoint path (``~`` is expanded).
+        map_location: As for :func:`torch.load`.
+
+    Returns:
+        The loaded checkpoint.
+
+    Raises:
+        FileNotFoundError: If there is no such file.
+        UnsafeCheckpointError: If :func:`safe_load` refuses the checkpoint.
     """
+    if _USE_MMENGINE_LOADERS.get():
+        from mmengine.runner.checkpoint import load_from_local
+        return load_from_local(filename, map_location)
     filename = os.path.expanduser(filename)
     if not os.path.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
@@ -210,11 +393,29 @@ def load_url_safely(url: str,
 
     Downloads to the same cache (``<torch hub dir>/checkpoints/<file name>``,
     or ``model_dir``) unless the file is there, and loads it with
-    :func:`safe_load`, whose refusal names the file.
+    :func:`safe_load`, whose refusal names the file. Inside ``with``
+    :func:`mmengine_loaders`, mmengine's own ``load_url`` runs instead, with
+    ``weights_only=True``.
+
+    Args:
+        url: The checkpoint's URL.
+        model_dir: The cache folder. Defaults to torch's hub cache.
+        map_location: As for :func:`torch.load`.
+        progress: Whether to show a progress bar while downloading.
+
+    Returns:
+        The loaded checkpoint.
 
     Raises:
-        OSError: If the download fails; the message names the URL.
+        CheckpointDownloadError: If the download fails (a
+            ``urllib.error.URLError``); the message names the URL and the
+            cache path.
+        UnsafeCheckpointError: If :func:`safe_load` refuses the checkpoint.
     """
+    if _USE_MMENGINE_LOADERS.get():
+        from mmengine.utils.dl_utils import load_url
+        return load_url(url, model_dir=model_dir, map_location=map_location,
+                        progress=progress, weights_only=True)
     model_dir = model_dir or os.path.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, os.path.basename(urlparse(url).path))
@@ -222,8 +423,7 @@ def load_url_safely(url: str,
         try:    # torch writes a temporary file and moves it when complete
             torch.hub.download_url_to_file(url, path, progress=progress)
         except OSError as e:    # URLError, HTTPError: often without the URL
-            raise OSError(f'Could not download checkpoint {url!r} to '
-                          f'{path!r}: {e}') from e
+            raise CheckpointDownloadError(url, path, e) from e
     return safe_load(path, map_location=map_location)
 
 
@@ -240,3 +440,32 @@ def register_safe_url_loaders() -> None:
     """
     from mmengine.runner import checkpoint
     checkpoint.load_url = load_url_safely
+
+
+@contextlib.contextmanager
+def mmengine_loaders() -> Iterator[None]:
+    """Use mmengine's own checkpoint loaders inside the ``with`` block.
+
+    ``import aemim_mm`` routes mmengine's local loads (the ``''`` scheme)
+    and downloads (``load_url``) through :func:`safe_load`. Inside this
+    block, and only in the thread (or asyncio task) that entered it, those two
+    loaders call mmengine's ``load_from_local`` and mmengine's ``load_url``
+    (``torch.hub.load_state_dict_from_url``) instead, with mmengine's and
+    torch's own errors. Nothing global changes: the registrations stay, other
+    threads keep the safe loaders, torch's allow-list is untouched, and
+    ``weights_only`` stays ``True`` (downloads are loaded with
+    ``weights_only=True``, which mmengine's own call leaves at ``False``).
+    :func:`safe_load` called directly is not affected.
+
+    Example:
+        >>> with mmengine_loaders():
+        ...     runner.load_or_resume()
+
+    Yields:
+        None.
+    """
+    token = _USE_MMENGINE_LOADERS.set(True)
+    try:
+        yield
+    finally:
+        _USE_MMENGINE_LOADERS.reset(token)

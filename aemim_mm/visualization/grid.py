@@ -1,10 +1,23 @@
-"""Image grids with column titles, as uint8 RGB arrays (numpy + OpenCV)."""
-from typing import Dict, Optional, Sequence, Union
+"""Image grids with column titles, as uint8 RGB arrays.
+
+The cells are laid out by ``torchvision.utils.make_grid``; the titles are
+drawn by mmengine's :class:`~mmengine.visualization.Visualizer`.
+"""
+import textwrap
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from mmengine.visualization import Visualizer
+from torchvision.utils import make_grid
 
 ImageBatch = Union[torch.Tensor, np.ndarray]
+
+#: Largest and smallest title font, in pixels.
+_MAX_FONT_PX = 12.0
+_MIN_FONT_PX = 6.0
+#: Average glyph width of the title font relative to its size.
+_CHAR_WIDTH = 0.6
 
 
 def to_uint8_images(images: ImageBatch) -> np.ndarray:
@@ -33,55 +46,42 @@ def to_uint8_images(images: ImageBatch) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
 
 
-def _fit_text(text: str, width: int, height: int):
-    """Choose lines and font scale so ``text`` fits a ``width x height`` box.
+def _fit_title(text: str, width: int, height: int) -> Tuple[str, float]:
+    """Wrap ``text`` and choose a font size so it fits ``width x height``.
 
-    Tries one line, then two lines split at the space nearest the middle; the
-    font shrinks (down to scale 0.3) until the widest line fits.
+    The font shrinks from ``_MAX_FONT_PX`` (or a third of ``height``) down to
+    ``_MIN_FONT_PX`` until the wrapped lines fit the box.
 
     Returns:
-        tuple: ``(lines, scale, line_height)``.
+        tuple: The text with line breaks, and the font size in pixels.
     """
-    import cv2
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    candidates = [[text]]
-    spaces = [i for i, ch in enumerate(text) if ch == ' ']
-    if spaces:
-        mid = min(spaces, key=lambda i: abs(i - len(text) / 2))
-        candidates.append([text[:mid], text[mid + 1:]])
-    best = None
-    for lines in candidates:
-        scale = 0.5
-        while True:
-            sizes = [cv2.getTextSize(t, font, scale, 1)[0] for t in lines]
-            tw = max(w for w, _ in sizes)
-            th = max(h for _, h in sizes)
-            line_h = th + 4
-            if (tw <= width - 4 and line_h * len(lines) <= height) \
-                    or scale <= 0.3:
-                break
-            scale -= 0.05
-        if best is None or scale > best[1] + 1e-9:
-            best = (lines, scale, line_h)
-    return best
+    size = min(_MAX_FONT_PX, height / 3)
+    while True:
+        chars = max(1, int(width // (_CHAR_WIDTH * size)))
+        lines: List[str] = textwrap.wrap(text, chars) or ['']
+        if len(lines) * 1.2 * size <= height or size <= _MIN_FONT_PX:
+            return '\n'.join(lines), size
+        size = max(_MIN_FONT_PX, size - 1.0)
 
 
-def _put_centered_text(canvas: np.ndarray, text: str, x0: int, width: int,
-                       height: int, color: Sequence[int]) -> None:
-    """Draw ``text`` centred in the box ``[x0, x0 + width) x [0, height)``.
-
-    The text is split into two lines and / or its font shrunk until it fits.
-    """
-    import cv2
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    lines, scale, line_h = _fit_text(text, width, height)
-    top = max(0, (height - line_h * len(lines)) // 2)
-    for i, line in enumerate(lines):
-        (tw, th), _ = cv2.getTextSize(line, font, scale, 1)
-        x = x0 + max(0, (width - tw) // 2)
-        y = top + i * line_h + (line_h + th) // 2
-        cv2.putText(canvas, line, (x, y), font, scale,
-                    tuple(int(c) for c in color), 1, cv2.LINE_AA)
+def _title_strip(titles: Sequence[str], cell_width: int, pad: int,
+                 height: int, width: int, background: int,
+                 text_color: Sequence[int]) -> np.ndarray:
+    """The strip above the grid with each column's title centred over it."""
+    strip = np.full((height, width, 3), background, dtype=np.uint8)
+    vis = Visualizer(name='aemim_image_grid', image=strip)
+    texts, sizes = zip(*(_fit_title(str(t), cell_width, height)
+                         for t in titles))
+    centres = [(pad + c * (cell_width + pad) + cell_width / 2, height / 2)
+               for c in range(len(titles))]
+    vis.draw_texts(
+        list(texts),
+        np.asarray(centres, dtype=np.float64),
+        font_sizes=[s * 72.0 / vis.dpi for s in sizes],  # px -> points
+        colors=tuple(int(c) for c in text_color),
+        vertical_alignments='center',
+        horizontal_alignments='center')
+    return vis.get_image()
 
 
 def make_image_grid(columns: Dict[str, ImageBatch],
@@ -89,14 +89,17 @@ def make_image_grid(columns: Dict[str, ImageBatch],
                     min_cell_size: int = 128,
                     pad: int = 4,
                     title_height: int = 36,
-                    background: Sequence[int] = (255, 255, 255),
+                    background: int = 255,
                     text_color: Sequence[int] = (0, 0, 0)) -> np.ndarray:
     """Lay out image batches as a titled grid: one column per batch.
 
     Row ``i`` shows sample ``i`` of every batch; each column has its key as a
-    title above it. Small images are enlarged by an integer factor (nearest
+    title above it (wrapped to at most the cell's width, the font shrunk to
+    fit the strip). Small images are enlarged by an integer factor (nearest
     neighbour, so pixels stay visible) until a cell is at least
-    ``min_cell_size`` pixels on its shorter side.
+    ``min_cell_size`` pixels on its shorter side. The titles are drawn by
+    mmengine's ``Visualizer``, which draws on the main process only: call
+    this there.
 
     Args:
         columns: Ordered mapping ``title -> batch``; every batch is
@@ -107,12 +110,13 @@ def make_image_grid(columns: Dict[str, ImageBatch],
         min_cell_size: Enlarge small images to at least this size.
         pad: Padding in pixels between and around cells.
         title_height: Height of the title strip in pixels (0: no titles).
-        background: RGB colour of padding and title strip.
+        background: Gray level (0-255) of the padding and the title strip.
         text_color: RGB colour of the titles.
 
     Returns:
         np.ndarray: ``(H_grid, W_grid, 3)`` uint8 RGB, with
-        ``W_grid = n_cols * (cell_w + pad) + pad``.
+        ``W_grid = n_cols * (cell_w + pad) + pad`` and
+        ``H_grid = title_height + n_rows * (cell_h + pad) + pad``.
 
     Raises:
         ValueError: If ``columns`` is empty or the batches' image sizes differ.
@@ -131,21 +135,21 @@ def make_image_grid(columns: Dict[str, ImageBatch],
     if rows == 0:
         raise ValueError('make_image_grid: the batches are empty.')
     factor = max(1, int(np.ceil(min_cell_size / max(1, min(h, w)))))
-    ch, cw = h * factor, w * factor
-    n_cols = len(batches)
-    grid_h = title_height + rows * (ch + pad) + pad
-    grid_w = n_cols * (cw + pad) + pad
-    grid = np.empty((grid_h, grid_w, 3), dtype=np.uint8)
-    grid[...] = np.asarray(background, dtype=np.uint8)
-    for c, (title, batch) in enumerate(batches.items()):
-        x = pad + c * (cw + pad)
-        if title_height > 0:
-            _put_centered_text(grid, str(title), x, cw, title_height,
-                               text_color)
-        for r in range(rows):
-            y = title_height + pad + r * (ch + pad)
-            cell = batch[r]
-            if factor > 1:
-                cell = cell.repeat(factor, axis=0).repeat(factor, axis=1)
-            grid[y:y + ch, x:x + cw] = cell
-    return grid
+    # (rows, cols, H, W, 3) -> row-major cells, as make_grid fills its rows
+    cells = np.stack([b[:rows] for b in batches.values()], axis=1)
+    cells = cells.repeat(factor, axis=2).repeat(factor, axis=3)
+    cells = torch.from_numpy(cells.reshape(-1, *cells.shape[2:]))
+    grid = make_grid(
+        cells.permute(0, 3, 1, 2),
+        nrow=len(batches),
+        padding=pad,
+        pad_value=background)
+    if len(cells) == 1:  # make_grid returns a single image unpadded
+        grid = torch.nn.functional.pad(grid, (pad, ) * 4, value=background)
+    grid = grid.permute(1, 2, 0).numpy()
+    if title_height <= 0:
+        return np.ascontiguousarray(grid)
+    strip = _title_strip(
+        list(batches), w * factor, pad, title_height, grid.shape[1],
+        background, text_color)
+    return np.concatenate([strip, grid], axis=0)

@@ -1,4 +1,11 @@
-"""Plot training loss curves to a PNG with matplotlib (Agg, no display)."""
+"""Plot training loss curves to a PNG with matplotlib (Agg, no display).
+
+:func:`plot_loss_curves`: the curves of one run (what
+:class:`~aemim_mm.engine.hooks.LossCurveHook` draws);
+:func:`plot_loss_curves_by_method`: several methods, mean over seeds (the
+mini-reproduction's Fig. 2).
+"""
+import json
 from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
@@ -9,6 +16,9 @@ DEFAULT_LABELS = {
     'rec_adv': 'adversarial auxiliary task (rec_adv)',
     'loss': 'total optimised loss (loss)',
 }
+
+#: Line colour of each method in :func:`plot_loss_curves_by_method`.
+METHOD_COLORS = dict(mae='tab:blue', fast_aemim='tab:green', aemim='tab:red')
 
 
 def moving_average(values: Sequence[float], window: int) -> np.ndarray:
@@ -127,4 +137,90 @@ def plot_loss_curves(records: Mapping[str, Mapping[str, Sequence[float]]],
         ax.set_xlabel('iteration')
     fig.tight_layout()
     fig.savefig(out_file, format='png')
+    return out_file
+
+
+def plot_loss_curves_by_method(
+        results: Mapping[str, Mapping[int, Mapping]],
+        methods: Sequence[str],
+        out_file: str,
+        iters_per_epoch: int,
+        labels: Optional[Mapping[str, str]] = None) -> str:
+    """The paper's Fig. 2: clean and adversarial loss of several methods.
+
+    The upper panel shows each method's clean (solid) and adversarial
+    (dashed) reconstruction loss against the epoch, the lower one their
+    difference. Each curve is the mean over seeds at the iterations all
+    seeds have, smoothed by a trailing moving average. Method ``'mae'`` has
+    only its ``loss`` (its only, clean, reconstruction loss).
+
+    Args:
+        results: ``results[method][seed]['pretrain']['loss_curves']``: the
+            JSON file :class:`~aemim_mm.engine.hooks.LossCurveHook` wrote.
+        methods: The methods to draw, among :data:`METHOD_COLORS`' keys.
+        out_file: PNG path to write.
+        iters_per_epoch: Converts iterations to epochs on the x axis.
+        labels: Legend name per method (``None``: the method's key).
+
+    Returns:
+        str: ``out_file``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels = labels or {}
+    fig = Figure(figsize=(8, 6.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax, ax_gap = fig.subplots(
+        2, 1, sharex=True, gridspec_kw=dict(height_ratios=(3, 1.4)))
+    for method in methods:
+        curves = []
+        for seed in sorted(results.get(method, {})):
+            with open(results[method][seed]['pretrain']['loss_curves']) as f:
+                curves.append(json.load(f)['records'])
+        if not curves:
+            continue
+        series = [('loss', 'clean', '-')] if method == 'mae' else [
+            ('rec_clean', 'clean', '-'), ('rec_adv', 'adversarial', '--')
+        ]
+        smoothed = {}
+        for key, what, style in series:
+            common = None
+            for rec in curves:
+                it = set(rec[key]['iter'])
+                common = it if common is None else common & it
+            if not common:
+                continue
+            its = np.array(sorted(common))
+            vals = np.mean([
+                np.interp(its, rec[key]['iter'], rec[key]['value'])
+                for rec in curves
+            ], axis=0)
+            window = max(1, min(50, its.size // 10))
+            smoothed[key] = (its, moving_average(vals, window))
+            ax.plot(its / iters_per_epoch, smoothed[key][1],
+                    color=METHOD_COLORS[method], linestyle=style,
+                    linewidth=1.8,
+                    label=f'{labels.get(method, method)} {what}')
+        if 'rec_adv' in smoothed and 'rec_clean' in smoothed:
+            its, pa, pb = np.intersect1d(smoothed['rec_clean'][0],
+                                         smoothed['rec_adv'][0],
+                                         return_indices=True)
+            ax_gap.plot(its / iters_per_epoch,
+                        smoothed['rec_adv'][1][pb] -
+                        smoothed['rec_clean'][1][pa],
+                        color=METHOD_COLORS[method], linewidth=1.5,
+                        label=labels.get(method, method))
+    ax_gap.axhline(0.0, color='black', linewidth=0.8)
+    ax_gap.set_xlabel('pre-training epoch')
+    ax_gap.set_ylabel('adversarial − clean')
+    ax_gap.grid(True, alpha=0.3)
+    if ax_gap.get_legend_handles_labels()[0]:
+        ax_gap.legend(loc='upper right', fontsize=8)
+    ax.set_ylabel('reconstruction loss (mean over seeds)')
+    ax.set_title('clean pretext task vs adversarial auxiliary task')
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc='upper right', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_file)
     return out_file

@@ -1,4 +1,6 @@
 """AdversarialMIMWrapper: Algorithm 1, adapters' gradients, state dicts."""
+import re
+
 import pytest
 import torch
 from torch.testing import assert_close
@@ -170,7 +172,11 @@ def test_visualize_contract():
 
 
 def test_unknown_algorithm_names_supported_and_interface():
-    with pytest.raises(TypeError, match=r"supported: \['MAE', 'SimMIM'\].*"
+    from aemim_mm.models import supported_algorithms
+    names = supported_algorithms()
+    assert {'MAE', 'SimMIM', 'BEiT', 'CAE', 'MixMIM'} <= set(names)
+    listed = re.escape(repr(names))
+    with pytest.raises(TypeError, match=f"supported: {listed}.*"
                        r"subclass aemim_mm.models.MIMInterface"):
         AdversarialMIMWrapper(algorithm=torch.nn.Linear(2, 2))
 

@@ -1,11 +1,14 @@
-from .attack_hook import FeatureDistancePGDHook
+from .attack_schedule_hook import FeatureDistancePGDHook
+from .image_grid_hook import VIS_KEYS, AttackImageGridHook
 from .loss_curve_hook import LossCurveHook
 from .reproducibility_hook import (ReproducibleRandomnessHook,
                                    derive_sample_seed, get_rng_state,
                                    set_rng_state)
+from .schedules import ParamSchedule
 from .skip_counter_hook import SkipCounterHook
 
 __all__ = [
-    'FeatureDistancePGDHook', 'LossCurveHook', 'ReproducibleRandomnessHook',
+    'FeatureDistancePGDHook', 'AttackImageGridHook', 'VIS_KEYS',
+    'LossCurveHook', 'ParamSchedule', 'ReproducibleRandomnessHook',
     'SkipCounterHook', 'derive_sample_seed', 'get_rng_state', 'set_rng_state'
 ]

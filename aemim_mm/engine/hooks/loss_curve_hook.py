@@ -10,15 +10,14 @@ import json
 import math
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence
 
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
+from mmengine.hooks.hook import DATA_BATCH
 
 from mmpretrain.registry import HOOKS
 from ...utils.checks import is_int
-
-DATA_BATCH = Optional[Union[dict, tuple, list]]
 
 
 def _to_float(v) -> Optional[float]:

@@ -15,12 +15,14 @@ which consumes random numbers before the first new batch is drawn.
   of every training iteration, and every checkpoint gets them under
   ``checkpoint['meta']['rng_state']`` (tensors, ints, floats, strings and
   ``None`` only, so the checkpoint loads with ``torch.load(...,
-  weights_only=True)``). The states are put back right before the data of the
-  next iteration is drawn: after mmengine's data skip on resume, and, in a run
-  that is not interrupted, after whatever ran between the end of the
-  iteration and the next batch (checkpointing, validation). So the iteration
-  after a checkpoint starts from the same generator states in the
-  uninterrupted and in the resumed run.
+  weights_only=True)``). With several processes the states of all ranks are
+  gathered (rank 0 writes the checkpoint) only after the iterations that a
+  ``CheckpointHook`` saves (:func:`checkpoint_due`). The states are put back
+  right before the data of the next iteration is drawn: after mmengine's
+  data skip on resume, and, in a run that is not interrupted, after whatever
+  ran between the end of the iteration and the next batch (checkpointing,
+  validation). So the iteration after a checkpoint starts from the same
+  generator states in the uninterrupted and in the resumed run.
 * ``sample_seed=True``: before every training iteration the unwrapped model's
   ``sample_seed`` attribute is set to :func:`derive_sample_seed` ``(seed,
   iteration)``, the same on every rank. :class:`~aemim_mm.models.
@@ -41,15 +43,16 @@ import numpy as np
 import torch
 from mmengine.dist import (all_gather_object, broadcast_object_list,
                            get_rank, get_world_size)
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from mmpretrain.registry import HOOKS
 
 __all__ = [
     'ReproducibleRandomnessHook', 'get_rng_state', 'set_rng_state',
-    'derive_sample_seed', 'RNG_STATE_KEY'
+    'derive_sample_seed', 'checkpoint_due', 'RNG_STATE_KEY'
 ]
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
@@ -144,6 +147,52 @@ def derive_sample_seed(base_seed: int, iteration: int) -> int:
     return (int(words[0]) << 31) ^ int(words[1])
 
 
+# ---------------------------------------------------------------- checkpoints
+def checkpoint_due(runner, batch_idx: int) -> bool:
+    """Whether a ``CheckpointHook`` of the runner saves after this iteration.
+
+    The rule of mmengine's ``CheckpointHook``, asked in ``after_train_iter``:
+
+    * ``by_epoch=False``: every ``interval`` iterations from ``save_begin``,
+      and after the last iteration with ``save_last``;
+    * ``by_epoch=True``: at the end of every ``interval``-th epoch from
+      ``save_begin``, and of the last epoch with ``save_last``. An epoch ends
+      with the last batch of an ``EpochBasedTrainLoop``'s epoch, or with the
+      last iteration of an ``IterBasedTrainLoop``; with another loop, every
+      iteration counts as a possible end.
+
+    Args:
+        runner: The runner, in ``after_train_iter`` (``runner.iter`` is the
+            0-based index of the iteration that just ran).
+        batch_idx: The index of the batch in the loop, as the hook got it.
+
+    Returns:
+        True if some ``CheckpointHook`` (or subclass) saves now.
+    """
+    for hook in getattr(runner, 'hooks', ()):
+        if not isinstance(hook, CheckpointHook):
+            continue
+        if not hook.by_epoch:
+            saves = (hook.every_n_train_iters(runner, hook.interval,
+                                              hook.save_begin)
+                     or (hook.save_last and hook.is_last_train_iter(runner)))
+        else:
+            loop = runner.train_loop
+            if isinstance(loop, IterBasedTrainLoop):
+                ends_epoch = hook.is_last_train_iter(runner)
+            elif isinstance(loop, EpochBasedTrainLoop):
+                ends_epoch = hook.end_of_epoch(runner.train_dataloader,
+                                               batch_idx)
+            else:
+                ends_epoch = True
+            saves = ends_epoch and (
+                hook.every_n_epochs(runner, hook.interval, hook.save_begin)
+                or (hook.save_last and hook.is_last_train_epoch(runner)))
+        if saves:
+            return True
+    return False
+
+
 # ---------------------------------------------------------------- the hook
 class _RestoringIterator:
     """Wraps the train loop's data iterator; restores RNG before a fetch.
@@ -231,20 +280,24 @@ class ReproducibleRandomnessHook(Hook):
         """Take every rank's generator states at the end of the iteration.
 
         Runs before mmengine's ``CheckpointHook`` (priority ``VERY_HIGH``),
-        on every rank; with several processes the states are gathered (an
-        ``all_gather_object`` of a few kB per rank), because only rank 0
-        writes the checkpoint. The next batch of this run is then drawn from
-        exactly these states, so whatever runs in between (checkpointing,
-        validation, visualisation) draws nothing that a resumed run would not
-        draw.
+        on every rank. With several processes the states are gathered (an
+        ``all_gather_object`` of a few kB per rank, because only rank 0
+        writes the checkpoint) only after an iteration that a
+        ``CheckpointHook`` of the runner saves (:func:`checkpoint_due`); the
+        other iterations run no collective. The next batch of this run is
+        then drawn from exactly these states, so whatever runs in between
+        (checkpointing, validation, visualisation) draws nothing that a
+        resumed run would not draw.
         """
         if not self.rng_state:
             return
         state = get_rng_state()
         done = runner.iter + 1
         self._pending = (done, state, False)
-        states = all_gather_object(state) if get_world_size() > 1 else [state]
-        self._latest = (done, states)
+        if get_world_size() == 1:
+            self._latest = (done, [state])
+        elif checkpoint_due(runner, batch_idx):
+            self._latest = (done, all_gather_object(state))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         """Put every rank's generator states into ``checkpoint['meta']``.
@@ -262,9 +315,10 @@ class ReproducibleRandomnessHook(Hook):
             states = [get_rng_state()]
         else:
             print_log(
-                'ReproducibleRandomnessHook: a checkpoint saved outside a '
-                'training iteration gets no RNG state with several '
-                'processes.',
+                'ReproducibleRandomnessHook: with several processes, only '
+                'the checkpoints that a CheckpointHook saves after a '
+                'training iteration or epoch get the RNG state; this one '
+                f'(iteration {done}) gets none.',
                 logger='current',
                 level=logging.WARNING)
             return

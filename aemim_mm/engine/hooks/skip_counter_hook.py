@@ -7,16 +7,15 @@ the train pipeline's ``PackInputs`` pack that key, reads it from every batch,
 sums the count over ranks, logs it as ``skipped_images`` (the run's total so
 far), warns with the paths, and can stop a run whose data is mostly broken.
 """
-from typing import Any, Iterator, List, Optional, Sequence, Union
+from typing import Any, Iterator, List, Optional, Sequence
 
 import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
+from mmengine.hooks.hook import DATA_BATCH
 
 from mmpretrain.registry import HOOKS
 from ...utils.checks import is_int
-
-DATA_BATCH = Optional[Union[dict, tuple, list]]
 
 # Resumed with the checkpoint (mmengine saves runtime info with resumed=True).
 _TOTAL_INFO_KEY = 'skipped_images_total'

@@ -1,0 +1,37 @@
+"""SimMIM's interface: the mask comes with the data."""
+from typing import List
+
+import torch
+
+from mmpretrain.models.selfsup import SimMIM
+from mmpretrain.structures import DataSample
+from ..randomness import SampleRandomness
+from .base import MIMInterface, register_mim_interface
+
+
+@register_mim_interface(SimMIM)
+class SimMIMInterface(MIMInterface):
+    """SimMIM: the mask comes with the data (``SimMIMMaskGenerator``)."""
+
+    def sample_mask(self, inputs: torch.Tensor,
+                    data_samples: List[DataSample],
+                    rng: SampleRandomness) -> torch.Tensor:
+        return torch.stack([sample.mask for sample in data_samples])
+
+    def encode(self, inputs: torch.Tensor,
+               mask: torch.Tensor) -> torch.Tensor:
+        feat = self.algorithm.backbone(inputs, mask)[0]     # (B, C, H, W)
+        return feat.flatten(2).transpose(1, 2)
+
+    def reconstruction_loss(self, inputs, mask, target):
+        algo = self.algorithm
+        feat = algo.backbone(inputs, mask)[0]
+        pred = algo.neck(feat)
+        loss = algo.head.loss(pred, target, mask)
+        return loss, feat.flatten(2).transpose(1, 2), pred
+
+    def reconstruct_image(self, pred, inputs, mask):
+        size = inputs.shape[-2:]
+        pixel_mask = mask[:, None].float()
+        pixel_mask = torch.nn.functional.interpolate(pixel_mask, size=size)
+        return pred * pixel_mask + inputs * (1 - pixel_mask)
