@@ -373,7 +373,6 @@ def _tiny_run(cfg: Config, tmp_path: Path, size: int, batch: int = 4):
     return runner
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('name', ['aemim_vit-t-p4_cifar10',
                                   'mae_vit-t-p4_cifar10'])
 def test_cifar10_config_trains(name, tmp_path):
@@ -384,7 +383,6 @@ def test_cifar10_config_trains(name, tmp_path):
     assert osp.isfile(osp.join(runner.work_dir, 'epoch_1.pth'))
 
 
-@pytest.mark.slow
 def test_imagenet_aemim_config_trains(tmp_path):
     """An ImageNet AEMIM config inherited from `mmpretrain::` runs through the
     Runner (the `_scope_` keys, the collate_fn fix, the data preprocessor);

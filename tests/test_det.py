@@ -387,7 +387,6 @@ def test_make_tiny_coco(tmp_path):
         make_tiny_coco(tmp_path, min_size=16)
 
 
-@pytest.mark.slow
 def test_mask_rcnn_trains_and_evaluates_end_to_end(tmp_path, monkeypatch):
     """The real ViT-S config, data root by env, tiny ViT by --cfg-options-style
     overrides: load an exported encoder, train 3 iterations on CPU, CocoMetric

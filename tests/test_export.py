@@ -326,3 +326,16 @@ def test_key_converters_importable_from_export():
     for name in ('CheckpointFormatError', 'mmpretrain_vit_to_timm',
                  'timm_vit_to_mmpretrain'):
         assert getattr(export, name) is getattr(key_converters, name)
+
+
+def test_cli_refusal_is_one_line_and_writes_nothing(tmp_path, capsys):
+    path = tmp_path / 'bad.pth'
+    torch.save({'state_dict': {'head.fc.weight': torch.ones(1)}}, path)
+    out_dir = tmp_path / 'out'
+    code = load_tool('export_encoder').main([str(path), '--out-dir',
+                                             str(out_dir)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith('error: ') and err.count('\n') == 1
+    assert str(path) in err
+    assert not out_dir.exists()

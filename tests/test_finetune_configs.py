@@ -250,7 +250,6 @@ def exported_cifar_encoder(tmp_path_factory):
     return result.paths['mmpretrain']
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('name', ['finetune/vit-t-p4_cifar10_ft',
                                   'linear_probe/vit-t-p4_cifar10_lp'])
 def test_cifar_config_trains_and_evaluates(exported_cifar_encoder, tmp_path,

@@ -60,7 +60,6 @@ def test_plugin_config_builds_the_wrapped_mae(plugin_config: Config):
     assert MODEL_WRAPPERS.get('AEMIMDistributedDataParallel') is not None
 
 
-@pytest.mark.slow
 def test_plugin_config_trains_one_iteration(plugin_config: Config,
                                             tmp_path: Path):
     from mmengine.runner import Runner

@@ -1,4 +1,5 @@
-"""Export the clean encoder of an AEMIM / MAE / SimMIM pre-training checkpoint.
+"""Export the clean encoder of a MIM pre-training checkpoint (with or
+without AEMIM, any algorithm of docs/algorithms.md).
 
 Usage::
 
@@ -8,14 +9,17 @@ Usage::
 Writes ``DIR/<SRC stem>_<format>.pth`` for each format (default: all three):
 
 * ``mmpretrain``: ``{'state_dict': {'backbone.*': ...}, 'meta': ...}`` for a
-  fine-tuning config's ``model.backbone.init_cfg.checkpoint``;
+  fine-tuning config's ``model.backbone.init_cfg.checkpoint`` (every
+  backbone; ``docs/downstream.md`` names the fine-tuning backbone of each);
 * ``det``: the same content, for the detection configs (ViT only);
 * ``timm``: a flat timm ``VisionTransformer`` state dict (ViT only).
 
 The decoder, the adversarial adapters (``adv_*``) and the optimiser / message
 hub state are dropped; the tool prints what it kept and dropped. Every output
-holds tensors only and loads with ``torch.load(weights_only=True)``.
-See ``docs/downstream.md``.
+holds tensors only and loads with ``torch.load(weights_only=True)``. A
+checkpoint that cannot be exported, or a format that does not fit its
+backbone, ends the tool with a one-line ``error:`` (exit status 1) and
+writes nothing. See ``docs/downstream.md``.
 """
 import argparse
 import os.path as osp
@@ -29,6 +33,8 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 from aemim_mm.apis.export import FORMATS, export_encoder  # noqa: E402
+from aemim_mm.apis.key_converters import CheckpointFormatError  # noqa: E402
+from aemim_mm.utils.safe_load import UnsafeCheckpointError  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -42,7 +48,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """
     parser = argparse.ArgumentParser(
         description='Export the clean encoder of a MIM pre-training '
-        'checkpoint (AEMIM, MAE or SimMIM) for fine-tuning, detection or '
+        'checkpoint (with or without AEMIM) for fine-tuning, detection or '
         'timm.')
     parser.add_argument('src', help='pre-training checkpoint (Runner format)')
     parser.add_argument(
@@ -54,17 +60,26 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: Optional[List[str]] = None) -> int:
     """Export and print the report.
 
     Args:
         argv: Arguments (without the program name). Defaults to ``sys.argv``.
+
+    Returns:
+        0, or 1 (with the reason on stderr) if nothing could be exported.
     """
     args = parse_args(argv)
-    result = export_encoder(args.src, out_dir=args.out_dir,
-                            formats=args.formats)
+    try:
+        result = export_encoder(args.src, out_dir=args.out_dir,
+                                formats=args.formats)
+    except (CheckpointFormatError, UnsafeCheckpointError, ValueError,
+            FileNotFoundError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
     print(result.summary())
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

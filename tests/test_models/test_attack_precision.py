@@ -51,6 +51,7 @@ def test_rec_distance_is_refused():
         compare_attack_precision(wrapper, valid_images(2), None, 'bfloat16')
 
 
+@pytest.mark.slow
 def test_tool_on_the_cifar_config(tmp_path: Path):
     out = tmp_path / 'precision.json'
     proc = subprocess.run(
@@ -69,6 +70,7 @@ def test_tool_on_the_cifar_config(tmp_path: Path):
         assert r['dist_fp32'] > r['dist_start']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('args,message', [
     (['configs/aemim_vit-t-p4_cifar10.py', '--steps', '0'],
      '--steps must be >= 1'),
