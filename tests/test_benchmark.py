@@ -1,4 +1,5 @@
-"""tools/benchmark.py on its tiny ``smoke`` preset."""
+"""tools/benchmark.py on its tiny ``smoke`` preset, and the library behind
+it (:mod:`aemim_mm.benchmark`)."""
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import aemim_mm.benchmark as benchmark_lib
 from module_loader import load_tool
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +69,7 @@ def test_malloc_default_keeps_the_environment(tmp_path: Path):
 
 
 def test_targets_are_checked_and_printed():
-    bench = load_tool('benchmark')
+    bench = benchmark_lib
     rows = {'wrapper_attack_off': dict(ratio=1.01),
             'fast_aemim': dict(ratio=1.2801),
             'aemim': dict(ratio=2.25, mem_ratio=None),
@@ -96,7 +98,7 @@ def test_targets_are_checked_and_printed():
     (None, None),                       # an old result without times
 ])
 def test_rep_ratio_range(times, expected):
-    bench = load_tool('benchmark')
+    bench = benchmark_lib
     rows = {'mae': dict(times_s=[2.0, 2.0, 2.2]),
             'fast_aemim': {} if times is None else dict(times_s=times)}
     spread = bench.rep_ratio_range(rows, 'fast_aemim')
@@ -107,7 +109,7 @@ def test_rep_ratio_range(times, expected):
 
 
 def test_table_shows_the_spread_of_repetitions():
-    bench = load_tool('benchmark')
+    bench = benchmark_lib
     row = dict(steps=1, adv_ratio=0.25, median_s=2.6, images_per_s=1.0,
                ratio=1.3, gflops=1.0, flop_ratio=1.28,
                measured_over_predicted=1.3 / 1.28, peak_mem_mib=None,
@@ -132,7 +134,7 @@ def test_table_shows_the_spread_of_repetitions():
     ([7.44, 9.97], '7.440–9.970 s/iter (max / min 1.340)'),
 ])
 def test_noise_line(times, expected):
-    bench = load_tool('benchmark')
+    bench = benchmark_lib
     assert bench.format_noise(times) == \
         f'noise: plain MAE, identical iterations, {expected}'
 
@@ -171,7 +173,7 @@ def test_benchmark_phases(tmp_path: Path):
                                      'rest'))
         assert parts == pytest.approx(row['iteration'])
         assert row['rest'] >= 0
-    table = load_tool('benchmark').format_phases(phases)
+    table = benchmark_lib.format_phases(phases)
     assert '| aemim | 4 | ' in table and 'attack' in table.splitlines()[2]
 
 
@@ -184,7 +186,7 @@ def test_phases_are_profiled_in_interleaved_rounds():
 
     from aemim_mm.models.profiling import CLEAN_FORWARD
     from aemim_mm.models.randomness import SampleRandomness
-    bench = load_tool('benchmark')
+    bench = benchmark_lib
     calls = []
 
     def stub(name, adv_ratio):
@@ -232,7 +234,7 @@ def test_benchmark_rejects_bad_arguments(tmp_path: Path, args, message):
 def test_readme_tables_come_from_the_committed_results(result_file):
     """Every row and target line of the README's performance table is what
     format_table prints for the committed JSON, whose command is quoted."""
-    bench = load_tool('benchmark')
+    bench = benchmark_lib
     result = json.loads((REPO / 'docs' / 'results' / result_file).read_text())
     readme = (REPO / 'README.md').read_text()
     assert result['command'].split(' ', 1)[1] in readme   # the command
@@ -246,7 +248,7 @@ def test_readme_tables_come_from_the_committed_results(result_file):
 def test_readme_phase_table_comes_from_the_committed_result():
     """The README's phase table is what format_phases prints for the
     committed --phases run, whose command is quoted."""
-    bench = load_tool('benchmark')
+    bench = benchmark_lib
     result = json.loads((REPO / 'docs' / 'results' /
                          'benchmark_cpu_phases.json').read_text())
     readme = (REPO / 'README.md').read_text()
@@ -308,7 +310,7 @@ def test_readme_repeat_rows_come_from_the_committed_results(run):
 def test_readme_run_to_run_summary_comes_from_the_committed_results():
     """Ranges, medians and 'met in k of n' of the README's noise paragraph."""
     import statistics
-    bench = load_tool('benchmark')
+    bench = benchmark_lib
     results = [json.loads((REPO / 'docs' / 'results' / f).read_text())
                for f in REPEATS]
     readme = ' '.join((REPO / 'README.md').read_text().split())
@@ -349,7 +351,7 @@ def test_warm_up_and_repetitions_are_interleaved_rounds(monkeypatch):
     """Every warm-up round, like every timed one, steps each variant once
     in turn (a model's first iteration allocates; see time_variants)."""
     import argparse
-    bench = load_tool('benchmark')
+    bench = benchmark_lib
     order = []
     monkeypatch.setattr(bench.Runner, 'step',
                         lambda self: order.append(self.name) or 0.5)
