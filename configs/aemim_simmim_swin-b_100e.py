@@ -5,30 +5,16 @@
 # lr 2e-4 x 2048 / 512, betas (0.9, 0.999), wd 0.05, clip 5.0, 10 warm-up
 # epochs, cosine,
 # batch 2048 = 8 GPUs x 256), unchanged, wrapped by AEMIM with the paper's
-# attack defaults but T = 1 step for efficiency: eps 2/255, L2 feature
-# distance, LayerNorm adapters, loss ratio 0.5, adversarial ratio 100 %.
-_base_ = ['./simmim_swin-b_100e.py', './_base_/aemim_ddp.py']
+# standard settings (_base_/aemim.py) but T = 1 step for efficiency.
+_base_ = ['./simmim_swin-b_100e.py', './_base_/aemim_explicit.py']
 
-custom_imports = dict(imports=['aemim_mm'], allow_failed_imports=False)
-
-model = dict(
-    _delete_=True,
-    type='AdversarialMIMWrapper',
-    algorithm={{_base_.model}},
-    attack=dict(
-        type='FeatureDistancePGD',
-        eps=2,  # 0-255 pixel units
-        steps=1,
-        step_size=None,  # eps / steps (not in the paper)
-        distance='l2',
-        random_start=True,
-        # attack precision: None = the training step's (the AMP
-        # autocast of the base config)
-        amp_dtype=None),
-    adapter='ln',
-    adapter_scope=('backbone', 'neck'),
-    loss_ratio=0.5,
-    adv_ratio=1.0)
+# The base config's model (the unchanged mmpretrain algorithm) becomes the
+# wrapper's `algorithm`, with the paper's standard settings of
+# _base_/aemim_explicit.py (see _base_/aemim.py for how).
+model = dict(_base_.pop('aemim_wrapper'), _delete_=True,
+             algorithm={{_base_.model}})
+# the one change to the standard settings: T = 1 attack step (Sec. 4.7)
+model['attack']['steps'] = 1
 
 # The algorithm carries its own data preprocessor (see the base config); with
 # none at the top level, mmengine's Runner passes none to the wrapper, which

@@ -3,33 +3,14 @@
 # (Table 8; the aemim_vit-s_300e_*.py configs change one thing each).
 #
 # MAE ViT-S/16 300e recipe (mae_vit-s_300e.py) wrapped by AEMIM with the
-# paper's Table 1 attack settings: eps 2/255, T = 2 steps, L2 feature distance,
-# LayerNorm adapters, loss ratio 0.5, adversarial ratio 100 %.
-_base_ = ['./mae_vit-s_300e.py', './_base_/aemim_ddp.py']
-
-custom_imports = dict(imports=['aemim_mm'], allow_failed_imports=False)
+# paper's standard (Table 1) settings: _base_/aemim.py.
+_base_ = ['./mae_vit-s_300e.py', './_base_/aemim_explicit.py']
 
 # The base config's model (the unchanged mmpretrain algorithm) becomes the
-# wrapper's `algorithm`; `{{_base_.model}}` is mmengine's reference to a
-# variable of the base config.
-model = dict(
-    _delete_=True,
-    type='AdversarialMIMWrapper',
-    algorithm={{_base_.model}},
-    attack=dict(
-        type='FeatureDistancePGD',
-        eps=2,  # 0-255 pixel units
-        steps=2,
-        step_size=None,  # eps / steps (not in the paper)
-        distance='l2',
-        random_start=True,
-        # attack precision: None = the training step's (the AMP
-        # autocast of the base config)
-        amp_dtype=None),
-    adapter='ln',
-    adapter_scope=('backbone', 'neck'),
-    loss_ratio=0.5,
-    adv_ratio=1.0)
+# wrapper's `algorithm`, with the paper's standard settings of
+# _base_/aemim_explicit.py (see _base_/aemim.py for how).
+model = dict(_base_.pop('aemim_wrapper'), _delete_=True,
+             algorithm={{_base_.model}})
 
 # The algorithm carries its own data preprocessor (see the base config); with
 # none at the top level, mmengine's Runner passes none to the wrapper, which

@@ -1,7 +1,7 @@
 # Ablation (paper Table 8(a), perturbation budget): AEMIM ViT-S/16 300e with
 # eps = 1/255.
-# Everything else as aemim_vit-s_300e.py (eps 2, T = 2, L2, LN adapters,
-# loss ratio 0.5, adversarial ratio 100 %).
+# Everything else as aemim_vit-s_300e.py (the paper's standard settings:
+# _base_/aemim.py).
 _base_ = ['./aemim_vit-s_300e.py']
 
 model = dict(attack=dict(eps=1))

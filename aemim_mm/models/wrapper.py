@@ -31,7 +31,7 @@ from .adapters import (ADAPTERS, adapter_route, clean_twin_key,
                        convert_adapters, is_adversarial_key,
                        reset_adversarial_adapters)
 from .algorithms import build_mim_interface, select_samples
-from .attack import feature_distance
+from .attack import AttackResult, feature_distance
 from .optim_support import check_optim_wrapper
 from .patchify import patchify_as_matmul
 from .profiling import (ADVERSARIAL, ADVERSARIAL_UPDATE, ATTACK,
@@ -134,9 +134,6 @@ class AdversarialMIMWrapper(BaseModel):
              data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
         """One iteration of Algorithm 1 (AEMIM in pre-training).
 
-        Line 11 is :meth:`clean_step`; lines 4-10 and 12 are
-        :meth:`adversarial_step`; line 13 adds their weighted losses.
-
         Args:
             inputs: Normalised images (B, C, H, W) from the data preprocessor
                 (or the algorithm's views of them).
@@ -146,10 +143,16 @@ class AdversarialMIMWrapper(BaseModel):
             ``loss_clean`` and ``loss_adv`` (their sum is optimised) and the
             logged statistics of :meth:`_statistics`.
         """
+        # 11: L_c = L_mim(F(x^m; psi + phi_c), x)    (one mask per sample and
+        #     the target of the clean x, computed once for every pass)
         clean = self.clean_step(inputs, data_samples)
-        # 13: minimise lambda * L_c + (1 - lambda) * L_a
-        return dict(loss_clean=self.loss_ratio * clean.rec_clean,
-                    **self.adversarial_step(clean))
+        # 4:    randomly select alpha % of the data: x'
+        # 5-10: x_a^0 = x' + delta_x; T times x_a^{t+1} = Proj_{B(x, eps)}(
+        #       x_a^t + mu * sign(grad_x L_adv(x, x_a, theta^e))); x_a = x_a^T
+        # 12:   L_a = L_mim(F(x_a^m; psi + phi_a), x)   (target: the CLEAN x')
+        adv = self.adversarial_step(clean)
+        # 13: minimise lambda * L_c + (1 - lambda) * L_a w.r.t. theta
+        return self.weighted_losses(clean, adv)
 
     def clean_step(self, inputs: torch.Tensor,
                    data_samples: List[DataSample]) -> 'CleanPass':
@@ -167,35 +170,73 @@ class AdversarialMIMWrapper(BaseModel):
         return CleanPass(x, mask, rng, rec_clean, feat_clean.detach(),
                          target=target)
 
-    def adversarial_step(self, clean: 'CleanPass') -> Dict[str, torch.Tensor]:
-        """Lines 4-10 and 12: craft ``x_a``, then ``(1 - lambda) * L_a``."""
-        x, mask = clean.inputs, clean.mask
+    def adversarial_step(self, clean: 'CleanPass') -> 'AdversarialPass':
+        """Lines 4-10 and 12: select ``x'``, craft ``x_a``, compute ``L_a``."""
         # 4: randomly select alpha % of the data: x'
         idx = self.mim.select_adversarial(clean.rng, self.adv_ratio)
         if idx.numel() == 0:    # alpha * B rounds to 0 on this process
-            return self._without_adversarial(clean, num_nonfinite=0)
-        x_sel, mask_sel = x[idx], mask[idx]
-        target = select_samples(clean.target, idx)          # of the CLEAN x
-        target_feat = clean.feat_clean[idx]                 # sg(E(x^m))
+            return AdversarialPass(idx)
+        x_sel, mask, target, target_feat = clean.select(idx)
         with adapter_route(self, 'adv'):
-            # 5-10: x_a = PGD-T on L_adv, random start, parameters fixed
-            with patchify_as_matmul(self.algorithm), record_function(ATTACK):
-                attack = self.attack(
-                    x_sel, self._adv_loss(mask_sel, target_feat, target),
-                    *self.pixel_stats(x),
-                    noise=clean.rng.rand(x.shape[1:], START, idx))
-            # 12: L_a = L_mim(F(x_a^m; psi + phi_a), x)   (target: CLEAN x)
+            # 5-10: x_a = PGD-T(x') on L_adv from x' + delta_x, theta fixed
+            attack = self.craft(x_sel, mask, target_feat, target,
+                                clean.rng, idx)
+            # 12: L_a = L_mim(F(x_a^m; psi + phi_a), x)   (target: CLEAN x')
             rec_adv, feat_adv, _ = self.mim.reconstruction_loss(
-                attack.x_adv, mask_sel, target)
-        if not torch.isfinite(rec_adv):     # fp16 overflow: keep it away
-            return self._without_adversarial(clean, idx.numel())
-        # this process's share of the global subset (1 unless keyed draws
-        # split it unequally over processes)
-        share = clean.rng.share(idx.numel())
-        return dict(
-            loss_adv=(1 - self.loss_ratio) * rec_adv * share,
-            **self._statistics(clean, rec_adv, feat_adv, target_feat,
-                               attack, x_sel))
+                attack.x_adv, mask, target)
+        return AdversarialPass(idx, x_sel, target_feat, attack, rec_adv,
+                               feat_adv)
+
+    def weighted_losses(self,
+                        clean: 'CleanPass',
+                        adv: Optional['AdversarialPass'] = None
+                        ) -> Dict[str, torch.Tensor]:
+        """Line 13: the terms of ``lambda * L_c + (1 - lambda) * L_a``.
+
+        The one place where lambda weighs the losses: :meth:`loss` gives it
+        both passes; :func:`clean_first_train_step` asks for the clean term
+        alone (``adv=None``) to backpropagate it first, then for both.
+
+        ``(1 - lambda) * L_a`` is weighted by this process's share of the
+        global subset (1 unless keyed draws split it unequally over
+        processes), so that DDP's average is the mean over the subset. With
+        no adversarial sample on this process, or a non-finite ``L_a`` (fp16
+        overflow: kept away), ``loss_adv`` is a zero linked to the
+        parameters (:meth:`_without_adversarial`).
+
+        Returns:
+            ``loss_clean``; with ``adv``, also ``loss_adv`` and the logged
+            statistics.
+        """
+        losses = dict(loss_clean=self.loss_ratio * clean.rec_clean)
+        if adv is None:
+            return losses
+        if adv.rec_adv is None:
+            return dict(losses, **self._without_adversarial(clean, 0))
+        if not torch.isfinite(adv.rec_adv):
+            return dict(losses, **self._without_adversarial(
+                clean, adv.index.numel()))
+        share = clean.rng.share(adv.index.numel())
+        return dict(losses,
+                    loss_adv=(1 - self.loss_ratio) * adv.rec_adv * share,
+                    **self._statistics(clean, adv))
+
+    def craft(self, x: torch.Tensor, mask: torch.Tensor,
+              target_feat: torch.Tensor, target: Any, rng: SampleRandomness,
+              idx: torch.Tensor) -> AttackResult:
+        """Lines 5-10: the attack on ``x'`` (``x``: the samples ``idx`` of
+        the batch, their masks, ``sg(E(x'^m))`` and the clean target).
+
+        Its random start is drawn per sample (``rng``); on a CPU the patch
+        embeddings run as reshape + matmul
+        (:func:`~aemim_mm.models.patchify.patchify_as_matmul`); the attack is
+        the profiler range ``aemim.attack``.
+        """
+        with patchify_as_matmul(self.algorithm), record_function(ATTACK):
+            return self.attack(
+                x, self._adv_loss(mask, target_feat, target),
+                *self.pixel_stats(x),
+                noise=rng.rand(x.shape[1:], START, idx))
 
     # ------------------------------------------------------------------ #
     def train_step(self, data: dict,
@@ -261,20 +302,21 @@ class AdversarialMIMWrapper(BaseModel):
         channels = x.shape[1]
         return x.new_zeros(channels), x.new_ones(channels)
 
-    def _statistics(self, clean: 'CleanPass', rec_adv, feat_adv, target_feat,
-                    attack, x_sel) -> Dict[str, torch.Tensor]:
+    def _statistics(self, clean: 'CleanPass',
+                    adv: 'AdversarialPass') -> Dict[str, torch.Tensor]:
         """Logged, not optimised (no key contains ``loss``)."""
+        attack, x_sel = adv.attack, adv.inputs
         with torch.no_grad():
             if self.attack.distance == 'rec':
-                dist = rec_adv.detach()
+                dist = adv.rec_adv.detach()
             else:
-                dist = feature_distance(feat_adv, target_feat,
+                dist = feature_distance(adv.feat_adv, adv.target_feat,
                                         self.attack.distance).mean()
             _, std = self.pixel_stats(x_sel)
             linf = ((attack.x_adv - x_sel) * std.reshape(1, -1, 1, 1)).abs()
             return dict(
                 rec_clean=clean.rec_clean.detach(),
-                rec_adv=rec_adv.detach(),
+                rec_adv=adv.rec_adv.detach(),
                 adv_dist_init=(dist if attack.dist_init is None else
                                attack.dist_init),
                 adv_dist=dist,
@@ -323,13 +365,15 @@ class AdversarialMIMWrapper(BaseModel):
                 mode: str = 'tensor'):
         """``mode='loss'`` runs AEMIM; ``'clean'`` / ``'adversarial'`` its
         two halves (for :func:`clean_first_train_step`, through DDP's
-        forward); other modes go to the algorithm."""
+        forward: ``'clean'`` gives the :class:`CleanPass`, ``'adversarial'``
+        takes it and gives the losses of line 13); other modes go to the
+        algorithm."""
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         if mode == 'clean':
             return self.clean_step(inputs, data_samples)
         if mode == 'adversarial':
-            return self.adversarial_step(inputs)
+            return self.weighted_losses(inputs, self.adversarial_step(inputs))
         return self.algorithm(inputs, data_samples, mode=mode)
 
     def init_weights(self) -> None:
@@ -374,6 +418,36 @@ class CleanPass:
     target: Any = None
     sole_process: bool = False
 
+    def select(self, idx: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor,
+                                                 Any, torch.Tensor]:
+        """``x'``, its masks, the reconstruction target of the CLEAN ``x'``
+        and ``sg(E(x'^m))``: the samples ``idx`` of the batch."""
+        return (self.inputs[idx], self.mask[idx],
+                select_samples(self.target, idx), self.feat_clean[idx])
+
+
+@dataclass
+class AdversarialPass:
+    """What the adversarial step (lines 4-10 and 12) gives line 13.
+
+    Attributes:
+        index: Local indices of ``x'`` in the batch (line 4); empty when
+            ``alpha * B`` rounds to 0 on this process (then nothing else is
+            set).
+        inputs: ``x'``, normalised.
+        target_feat: ``sg(E(x'^m))``, the attack's target.
+        attack: The attack's result (lines 5-10): ``x_a`` and its logged
+            statistics.
+        rec_adv: ``L_a`` (line 12), with its graph.
+        feat_adv: ``E(x_a^m)`` of the adversarial pass.
+    """
+    index: torch.Tensor
+    inputs: Optional[torch.Tensor] = None
+    target_feat: Optional[torch.Tensor] = None
+    attack: Optional[AttackResult] = None
+    rec_adv: Optional[torch.Tensor] = None
+    feat_adv: Optional[torch.Tensor] = None
+
 
 def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
                            data: dict, optim_wrapper: OptimWrapper
@@ -410,7 +484,7 @@ def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
         with optim_wrapper.optim_context(model), record_function(
                 CLEAN_FORWARD):
             clean = model(**data, mode='clean')
-        loss_clean = module.loss_ratio * clean.rec_clean
+        loss_clean = module.weighted_losses(clean)['loss_clean']
         scaled = optim_wrapper.scale_loss(loss_clean)
         scaler = getattr(optim_wrapper, 'loss_scaler', None)    # AMP
         # not optim_wrapper.backward: that counts an accumulation step
@@ -419,7 +493,7 @@ def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
     clean.rec_clean = clean.rec_clean.detach()       # its graph is freed
     clean.sole_process = not distributed
     with optim_wrapper.optim_context(model), record_function(ADVERSARIAL):
-        losses = model(clean, mode='adversarial')
+        losses = model(clean, mode='adversarial')   # loss_clean: detached
     loss_adv = losses['loss_adv']
     if distributed:     # DDP wants every parameter in the synced graph: add
         # the clean adapters', which only the clean graph used (an empty
@@ -428,8 +502,7 @@ def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
             p.sum() * 0 for p in module.clean_adapter_parameters())
     with record_function(ADVERSARIAL_UPDATE):
         optim_wrapper.update_params(loss_adv)
-    _, log_vars = module.parse_losses(
-        dict(loss_clean=loss_clean.detach(), **losses))
+    _, log_vars = module.parse_losses(losses)
     return log_vars
 
 

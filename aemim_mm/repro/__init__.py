@@ -9,8 +9,9 @@ from .hooks import EpochTimeHook, TimeBudgetHook
 from .pipeline import encoders, run_pipeline
 from .preset import (METHOD_CONFIGS, METHOD_LABELS, load_preset,
                      validate_preset)
-from .report import stat, write_report
+from .report import write_report
 from .stages import equal_time_epochs
+from .stats import stat
 
 __all__ = [
     'EpochTimeHook', 'TimeBudgetHook', 'encoders', 'run_pipeline', 'METHOD_CONFIGS',

@@ -8,6 +8,9 @@
   one), mean over seeds.
 * ``accuracy_vs_eps.png`` (and ``accuracy_vs_eps_linprobe.png``): top-1
   against the FGSM / PGD budget, one curve per encoder (the paper's Fig. 3).
+
+The numbers (mean / std over seeds) come from :mod:`aemim_mm.repro.stats`;
+the figures are drawn by :mod:`aemim_mm.visualization`.
 """
 import json
 import math
@@ -15,42 +18,18 @@ import os
 import os.path as osp
 import platform
 import time
-from typing import Any, Dict, List, Optional, Sequence
-
-import numpy as np
+from typing import Any, Dict, List, Sequence
 
 from ..visualization.loss_plot import \
     plot_loss_curves_by_method as _plot_loss_curves_by_method
 from .preset import METHOD_LABELS
+# The statistics live in :mod:`.stats`; imported from here as before.
+from .stats import aggregate, encoder_label, stat  # noqa: F401
 
 _STAGE_COLUMNS = (('pretrain', 'pre-train'), ('export', 'export'),
                   ('finetune', 'fine-tune'), ('linprobe', 'linear probe'),
                   ('eval_finetune', 'evaluate FT'),
                   ('eval_linprobe', 'evaluate LP'))
-
-
-def stat(values: Sequence[float]) -> Dict[str, Any]:
-    """Mean and sample standard deviation (ddof 1; 0.0 for one value).
-
-    Raises:
-        ValueError: On no values or a non-finite one.
-    """
-    values = [float(v) for v in values]
-    if not values or not all(math.isfinite(v) for v in values):
-        raise ValueError(f'need finite values, got {values!r}')
-    arr = np.asarray(values)
-    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-    return dict(mean=float(arr.mean()), std=std, n=len(values),
-                values=values)
-
-
-def encoder_label(enc: str, epochs: Optional[float] = None) -> str:
-    """``'AEMIM'``, or ``'MAE, 5 ep. (= AEMIM time)'`` for equal time."""
-    if enc.startswith('mae_eqtime_'):
-        target = METHOD_LABELS[enc[len('mae_eqtime_'):]]
-        ep = f', {epochs:g} ep.' if epochs is not None else ''
-        return f'MAE{ep} (wall time of {target})'
-    return METHOD_LABELS[enc]
 
 
 def machine() -> str:
@@ -71,50 +50,6 @@ def machine() -> str:
             f'{os.environ.get("OMP_NUM_THREADS", "unset")}; python '
             f'{platform.python_version()}, torch {torch.__version__}, '
             f'{platform.system()} {platform.release()}')
-
-
-def aggregate(results: Dict[str, Dict[int, Dict[str, Any]]],
-              robustness_on: Sequence[str]) -> Dict[str, Any]:
-    """Mean / std over seeds of every metric and wall time, per encoder."""
-    out = {}
-    for enc, by_seed in results.items():
-        runs = [by_seed[s] for s in sorted(by_seed)]
-        metrics: Dict[str, List[float]] = {}
-        for run in runs:
-            for kind in ('finetune', 'linprobe'):
-                ev = run[kind]['eval']
-                metrics.setdefault(f'{kind}/clean_top1', []).append(
-                    ev['clean_top1'])
-                if kind in robustness_on:
-                    metrics.setdefault(f'{kind}/corruption_mean', []).append(
-                        ev['corruption_mean'])
-                    metrics.setdefault(f'{kind}/adv_clean', []).append(
-                        ev['adv_clean'])
-                    for attack in ('fgsm', 'pgd'):
-                        for eps, acc in ev[attack].items():
-                            metrics.setdefault(f'{kind}/{attack}/{eps}',
-                                               []).append(acc)
-        walls: Dict[str, List[float]] = {}
-        for run in runs:
-            stage_s = dict(
-                pretrain=run['pretrain']['wall_s'],
-                export=run['export']['wall_s'],
-                finetune=run['finetune']['train']['wall_s'],
-                linprobe=run['linprobe']['train']['wall_s'],
-                eval_finetune=run['finetune']['eval']['wall_s'],
-                eval_linprobe=run['linprobe']['eval']['wall_s'])
-            stage_s['total'] = sum(stage_s.values())
-            stage_s['pretrain_epochs_only'] = sum(
-                run['pretrain']['epoch_seconds'])
-            for k, v in stage_s.items():
-                walls.setdefault(k, []).append(v)
-        epochs = [run['pretrain']['epochs'] for run in runs]
-        out[enc] = dict(
-            label=encoder_label(enc),
-            pretrain_epochs=stat(epochs),
-            metrics={k: stat(v) for k, v in metrics.items()},
-            wall_s={k: stat(v) for k, v in walls.items()})
-    return out
 
 
 def _cell(s: Dict[str, Any], digits: int = 2) -> str:

@@ -1,25 +1,18 @@
 # AEMIM on MaskFeat (HOG target), ViT-B.
 #
 # mmpretrain's config maskfeat/maskfeat_vit-base-p16_8xb256-amp-coslr-300e_in1k.py,
-# unchanged, wrapped with the paper's standard AEMIM settings (eps 2/255,
-# T = 2 PGD steps, L2 feature distance, LayerNorm adapters, loss ratio 0.5,
-# adversarial ratio 100 %). What the target and the mask are, and which
+# unchanged, wrapped with the paper's standard AEMIM settings
+# (../_base_/aemim.py). What the target and the mask are, and which
 # checkpoints the algorithm needs: docs/algorithms.md.
 _base_ = [
     'mmpretrain::maskfeat/maskfeat_vit-base-p16_8xb256-amp-coslr-300e_in1k.py',
-    '../_base_/aemim_ddp.py'
+    '../_base_/aemim.py'
 ]
 
-custom_imports = dict(imports=['aemim_mm'], allow_failed_imports=False)
-
-model = dict(
-    _delete_=True,
-    type='AdversarialMIMWrapper',
-    algorithm={{_base_.model}},
-    attack=dict(type='FeatureDistancePGD', eps=2, steps=2, distance='l2'),
-    adapter='ln',
-    loss_ratio=0.5,
-    adv_ratio=1.0)
+# the paper's standard AEMIM settings (../_base_/aemim.py) around the
+# upstream model
+model = dict(_base_.pop('aemim_wrapper'), _delete_=True,
+             algorithm={{_base_.model}})
 
 # mmpretrain:: configs put a `_scope_` key into collate_fn; default_collate
 # rejects it

@@ -1,5 +1,5 @@
-# Fast AEMIM (paper Table 1: T = 1 PGD step, adversarial ratio 25 %; eps
-# 2/255, L2, LayerNorm adapters, loss ratio 0.5) on the setting of
+# Fast AEMIM (paper Table 1: T = 1 PGD step, adversarial ratio 25 %; the
+# rest the paper's standard, ../_base_/aemim.py) on the setting of
 # aemim_itpn-clip-b_hivit-base-p16_8xb256-amp-coslr-300e_in1k.py.
 #
 # This encoder runs on every token (mask tokens in place), not on the

@@ -17,14 +17,8 @@
 #       --out-dir work_dirs/aemim_vit-t-p4_cifar10/export
 #   python tools/train.py configs/finetune/vit-t-p4_cifar10_ft.py \
 #       --cfg-options model.backbone.init_cfg.checkpoint=PATH
-_base_ = [
-    './_base_/cifar10_cls.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
+_base_ = ['./_base_/vit-t-p4_cifar10_cls.py']
 
-custom_imports = dict(imports=['aemim_mm'], allow_failed_imports=False)
-
-pretrained = 'work_dirs/aemim_vit-t-p4_cifar10/export/epoch_200_mmpretrain.pth'
 base_lr = 1e-3
 layer_decay_rate = 0.75
 batch_size = 512
@@ -32,22 +26,11 @@ max_epochs = 100
 warmup_epochs = 5
 
 model = dict(
-    type='ImageClassifier',
     backbone=dict(
-        type='VisionTransformer',
-        arch='deit-tiny',
-        img_size=32,
-        patch_size=4,
-        drop_path_rate=0.1,
-        out_type='avg_featmap',
-        final_norm=False,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+        drop_path_rate=0.1, out_type='avg_featmap', final_norm=False),
     neck=None,
     head=dict(
         type='LinearClsHead',
-        num_classes=10,
-        in_channels=192,
         loss=dict(
             type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
         init_cfg=[dict(type='TruncNormal', layer='Linear', std=2e-5)]),
@@ -83,7 +66,6 @@ train_dataloader = dict(
     batch_size=batch_size, dataset=dict(pipeline=train_pipeline))
 
 optim_wrapper = dict(
-    type='OptimWrapper',  # fp32: also runs on a CPU
     optimizer=dict(
         type='AdamW',
         lr=base_lr * batch_size / 256,
@@ -117,15 +99,5 @@ param_scheduler = [
         convert_to_iter_based=True)
 ]
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
-                 val_interval=10)
-val_cfg = dict()
-test_cfg = dict()
+train_cfg = dict(max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=batch_size)
-
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(
-        type='CheckpointHook', interval=10, max_keep_ckpts=3,
-        save_best='accuracy/top1', rule='greater'))
-randomness = dict(seed=0, diff_rank_seed=True)

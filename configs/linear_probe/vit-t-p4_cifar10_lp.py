@@ -17,43 +17,24 @@
 #       --out-dir work_dirs/aemim_vit-t-p4_cifar10/export
 #   python tools/train.py configs/linear_probe/vit-t-p4_cifar10_lp.py \
 #       --cfg-options model.backbone.init_cfg.checkpoint=PATH
-_base_ = [
-    '../finetune/_base_/cifar10_cls.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
+_base_ = ['../finetune/_base_/vit-t-p4_cifar10_cls.py']
 
-custom_imports = dict(imports=['aemim_mm'], allow_failed_imports=False)
-
-pretrained = 'work_dirs/aemim_vit-t-p4_cifar10/export/epoch_200_mmpretrain.pth'
 base_lr = 0.1
 batch_size = 512
 max_epochs = 90
 warmup_epochs = 10
 
 model = dict(
-    type='ImageClassifier',
-    backbone=dict(
-        type='VisionTransformer',
-        arch='deit-tiny',
-        img_size=32,
-        patch_size=4,
-        frozen_stages=12,
-        out_type='cls_token',
-        final_norm=True,
-        init_cfg=dict(
-            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    backbone=dict(frozen_stages=12, out_type='cls_token', final_norm=True),
     neck=dict(type='ClsBatchNormNeck', input_features=192),
     head=dict(
         type='VisionTransformerClsHead',
-        num_classes=10,
-        in_channels=192,
         loss=dict(type='CrossEntropyLoss'),
         init_cfg=[dict(type='TruncNormal', layer='Linear', std=0.01)]))
 
 train_dataloader = dict(batch_size=batch_size)
 
 optim_wrapper = dict(
-    type='OptimWrapper',  # fp32: also runs on a CPU
     optimizer=dict(
         type='LARS',
         lr=base_lr * batch_size / 256,
@@ -78,15 +59,5 @@ param_scheduler = [
         convert_to_iter_based=True)
 ]
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs,
-                 val_interval=10)
-val_cfg = dict()
-test_cfg = dict()
+train_cfg = dict(max_epochs=max_epochs)
 auto_scale_lr = dict(base_batch_size=batch_size)
-
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(
-        type='CheckpointHook', interval=10, max_keep_ckpts=3,
-        save_best='accuracy/top1', rule='greater'))
-randomness = dict(seed=0, diff_rank_seed=True)

@@ -34,28 +34,35 @@ which consumes random numbers before the first new batch is drawn.
 Config::
 
     custom_hooks = [dict(type='ReproducibleRandomnessHook', sample_seed=True)]
+
+The pieces it uses live in their own modules (and stay importable from
+here): :func:`get_rng_state` / :func:`set_rng_state` in
+:mod:`aemim_mm.utils.rng_state`, :func:`derive_sample_seed` in
+:mod:`aemim_mm.utils.sample_seed`, :func:`checkpoint_due` in
+:mod:`aemim_mm.engine.checkpoint_due` and the data-iterator proxy in
+:mod:`aemim_mm.engine.fetch_iterator`.
 """
 import logging
-import random
-from typing import Any, Dict, Optional, Union
+from typing import Optional
 
-import numpy as np
 import torch
 from mmengine.dist import (all_gather_object, broadcast_object_list,
                            get_rank, get_world_size)
-from mmengine.hooks import CheckpointHook, Hook
+from mmengine.hooks import Hook
+from mmengine.hooks.hook import DATA_BATCH
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from mmpretrain.registry import HOOKS
+from ...utils.rng_state import get_rng_state, set_rng_state
+from ...utils.sample_seed import derive_sample_seed
+from ..checkpoint_due import checkpoint_due
+from ..fetch_iterator import FetchCallbackIterator
 
 __all__ = [
     'ReproducibleRandomnessHook', 'get_rng_state', 'set_rng_state',
     'derive_sample_seed', 'checkpoint_due', 'RNG_STATE_KEY'
 ]
-
-DATA_BATCH = Optional[Union[dict, tuple, list]]
 
 #: Where the states go: ``checkpoint['meta'][RNG_STATE_KEY]``.
 RNG_STATE_KEY = 'rng_state'
@@ -63,161 +70,9 @@ RNG_STATE_KEY = 'rng_state'
 # Version of the stored layout, so that a later layout can be told apart.
 _FORMAT = 1
 
-
-# ---------------------------------------------------------------- RNG state
-def get_rng_state() -> Dict[str, Any]:
-    """The states of this process's global random number generators.
-
-    Returns:
-        ``dict(python=..., numpy=..., torch=..., cuda=...)`` made of torch
-        tensors, ints, floats, strings, lists, dicts and ``None`` only (what
-        ``torch.load(weights_only=True)`` accepts without an allow-list).
-        ``cuda`` is ``None`` without CUDA.
-    """
-    version, internal, gauss_next = random.getstate()
-    name, key, pos, has_gauss, cached_gaussian = np.random.get_state(
-        legacy=True)
-    cuda = None
-    if torch.cuda.is_available():
-        cuda = [s.clone() for s in torch.cuda.get_rng_state_all()]
-    return dict(
-        python=dict(
-            version=int(version),
-            internal=torch.tensor(internal, dtype=torch.int64),
-            gauss_next=None if gauss_next is None else float(gauss_next)),
-        numpy=dict(
-            name=str(name),
-            key=torch.from_numpy(np.asarray(key, dtype=np.int64).copy()),
-            pos=int(pos),
-            has_gauss=int(has_gauss),
-            cached_gaussian=float(cached_gaussian)),
-        torch=torch.get_rng_state().clone(),
-        cuda=cuda)
-
-
-def set_rng_state(state: Dict[str, Any]) -> None:
-    """Set the global random number generators from :func:`get_rng_state`.
-
-    Args:
-        state: A dict returned by :func:`get_rng_state` (possibly loaded from
-            a checkpoint).
-
-    Raises:
-        ValueError: If ``state`` lacks one of the generators.
-    """
-    missing = [k for k in ('python', 'numpy', 'torch') if k not in state]
-    if missing:
-        raise ValueError(f'RNG state: missing entries {missing}; expected the '
-                         'dict of aemim_mm get_rng_state().')
-    py = state['python']
-    random.setstate((int(py['version']),
-                     tuple(int(v) for v in py['internal'].tolist()),
-                     py['gauss_next']))
-    npy = state['numpy']
-    np.random.set_state(
-        (npy['name'], npy['key'].numpy().astype(np.uint32), int(npy['pos']),
-         int(npy['has_gauss']), float(npy['cached_gaussian'])))
-    torch.set_rng_state(state['torch'].cpu())
-    cuda = state.get('cuda')
-    if cuda is not None and torch.cuda.is_available():
-        if len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
-        else:
-            print_log(
-                f'RNG state: the checkpoint has {len(cuda)} CUDA generator '
-                f'states, this process sees {torch.cuda.device_count()} '
-                'devices; the CUDA generators are not restored.',
-                logger='current',
-                level=logging.WARNING)
-
-
-def derive_sample_seed(base_seed: int, iteration: int) -> int:
-    """The seed of one training iteration, the same on every rank.
-
-    Args:
-        base_seed: The run's seed (``runner.seed``).
-        iteration: The 0-based training iteration.
-
-    Returns:
-        An int in ``[0, 2**63)``, a hash of ``(base_seed, iteration)``.
-    """
-    words = np.random.SeedSequence(
-        [int(base_seed) & 0xFFFFFFFFFFFFFFFF,
-         int(iteration)]).generate_state(2, np.uint32)
-    return (int(words[0]) << 31) ^ int(words[1])
-
-
-# ---------------------------------------------------------------- checkpoints
-def checkpoint_due(runner, batch_idx: int) -> bool:
-    """Whether a ``CheckpointHook`` of the runner saves after this iteration.
-
-    The rule of mmengine's ``CheckpointHook``, asked in ``after_train_iter``:
-
-    * ``by_epoch=False``: every ``interval`` iterations from ``save_begin``,
-      and after the last iteration with ``save_last``;
-    * ``by_epoch=True``: at the end of every ``interval``-th epoch from
-      ``save_begin``, and of the last epoch with ``save_last``. An epoch ends
-      with the last batch of an ``EpochBasedTrainLoop``'s epoch, or with the
-      last iteration of an ``IterBasedTrainLoop``; with another loop, every
-      iteration counts as a possible end.
-
-    Args:
-        runner: The runner, in ``after_train_iter`` (``runner.iter`` is the
-            0-based index of the iteration that just ran).
-        batch_idx: The index of the batch in the loop, as the hook got it.
-
-    Returns:
-        True if some ``CheckpointHook`` (or subclass) saves now.
-    """
-    for hook in getattr(runner, 'hooks', ()):
-        if not isinstance(hook, CheckpointHook):
-            continue
-        if not hook.by_epoch:
-            saves = (hook.every_n_train_iters(runner, hook.interval,
-                                              hook.save_begin)
-                     or (hook.save_last and hook.is_last_train_iter(runner)))
-        else:
-            loop = runner.train_loop
-            if isinstance(loop, IterBasedTrainLoop):
-                ends_epoch = hook.is_last_train_iter(runner)
-            elif isinstance(loop, EpochBasedTrainLoop):
-                ends_epoch = hook.end_of_epoch(runner.train_dataloader,
-                                               batch_idx)
-            else:
-                ends_epoch = True
-            saves = ends_epoch and (
-                hook.every_n_epochs(runner, hook.interval, hook.save_begin)
-                or (hook.save_last and hook.is_last_train_epoch(runner)))
-        if saves:
-            return True
-    return False
-
-
-# ---------------------------------------------------------------- the hook
-class _RestoringIterator:
-    """Wraps the train loop's data iterator; restores RNG before a fetch.
-
-    ``IterBasedTrainLoop`` draws the next batch before ``before_train_iter``,
-    and on resume re-draws the finished iterations' batches first. This proxy
-    counts the batches drawn in this process and lets the hook set the
-    generators right before the batch whose index it is waiting for.
-    """
-
-    def __init__(self, iterator, hook: 'ReproducibleRandomnessHook') -> None:
-        self._iterator = iterator
-        self._hook = hook
-        self.fetched = 0
-
-    def __iter__(self) -> '_RestoringIterator':
-        return self
-
-    def __next__(self):
-        self._hook._before_fetch(self.fetched)
-        self.fetched += 1
-        return next(self._iterator)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._iterator, name)
+# The former name of the data-iterator proxy (now in
+# :mod:`aemim_mm.engine.fetch_iterator`).
+_RestoringIterator = FetchCallbackIterator
 
 
 @HOOKS.register_module()
@@ -383,9 +238,9 @@ class ReproducibleRandomnessHook(Hook):
                 level=logging.WARNING)
         loop = runner.train_loop
         if hasattr(loop, 'dataloader_iterator') and not isinstance(
-                loop.dataloader_iterator, _RestoringIterator):
-            loop.dataloader_iterator = _RestoringIterator(
-                loop.dataloader_iterator, self)
+                loop.dataloader_iterator, FetchCallbackIterator):
+            loop.dataloader_iterator = FetchCallbackIterator(
+                loop.dataloader_iterator, self._before_fetch)
 
     def _before_fetch(self, fetched: int) -> None:
         """Called by the iterator proxy before batch number ``fetched``."""
@@ -396,7 +251,7 @@ class ReproducibleRandomnessHook(Hook):
         """Epoch loops: restore a state saved at the end of the last epoch."""
         if self._pending is None or isinstance(
                 getattr(runner.train_loop, 'dataloader_iterator', None),
-                _RestoringIterator):
+                FetchCallbackIterator):
             return
         resumed = self._pending[2]
         mid_epoch = resumed and runner.iter != runner.epoch * len(
