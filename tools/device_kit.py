@@ -29,7 +29,6 @@ The package itself travels as the working tree (``PYTHONPATH``), not as a
 wheel. ``tools/device_run.sh`` installs the kit and runs the stages.
 """
 import argparse
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -40,18 +39,18 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from typing import Dict, Iterable, List, Optional, Set
+from typing import Dict, Iterable, List, Optional
 
 from packaging.requirements import Requirement
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:   # ``python tools/device_kit.py``
+    sys.path.insert(0, REPO_ROOT)
+from aemim_mm.datasets.cifar10_archive import (  # noqa: E402
+    DEFAULT_SRC as DEFAULT_CIFAR10, SHA256 as CIFAR10_SHA256, sha256sum)
+
 CONSTRAINTS = osp.join(REPO_ROOT, 'requirements', 'constraints.txt')
 DEFAULT_OUT = osp.join(REPO_ROOT, '.devkit')
-DEFAULT_CIFAR10 = osp.join(REPO_ROOT, '..', 'shared', 'data',
-                           'cifar10_jpg.tar.gz')
-#: ../shared/data/README.md
-CIFAR10_SHA256 = ('d34c68f61cca57aa9144c8f25bda427abb9921bd642d5857a2fc1a6b'
-                  '4416f965')
 #: What travels at most in one device call (working tree and carried paths).
 TRAVEL_LIMIT = 64 * 2**20
 
@@ -224,15 +223,6 @@ def collect_wheels(dest: str, pins: Dict[str, str],
     return paths
 
 
-def sha256(path: str) -> str:
-    """The file's sha256 (hex)."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def tracked_bytes(repo: str = REPO_ROOT) -> Optional[int]:
     """Bytes of the git-tracked files (what travels besides the kit), or
     ``None`` outside a git checkout."""
@@ -260,7 +250,8 @@ def manifest(out: str, tree_bytes: Optional[int]) -> dict:
         for name in sorted(os.listdir(osp.join(out, folder))):
             path = osp.join(out, folder, name)
             files.append(dict(path=f'{folder}/{name}',
-                              bytes=osp.getsize(path), sha256=sha256(path)))
+                              bytes=osp.getsize(path),
+                              sha256=sha256sum(path)))
     kit = sum(f['bytes'] for f in files)
     total = kit + (tree_bytes or 0)
     if total > TRAVEL_LIMIT:
@@ -285,7 +276,7 @@ def build_kit(out: str = DEFAULT_OUT, cifar10: str = DEFAULT_CIFAR10,
         raise FileNotFoundError(
             f'device_kit: CIFAR-10 archive not found: {cifar10} (pass '
             '--cifar10 PATH to cifar10_jpg.tar.gz)')
-    digest = sha256(cifar10)
+    digest = sha256sum(cifar10)
     if digest != CIFAR10_SHA256:
         raise ValueError(f'device_kit: {cifar10} has sha256 {digest}, '
                          f'expected {CIFAR10_SHA256}')

@@ -14,7 +14,7 @@ from .stages import equal_time_epochs
 from .stats import stat
 
 __all__ = [
-    'EpochTimeHook', 'TimeBudgetHook', 'encoders', 'run_pipeline', 'METHOD_CONFIGS',
-    'METHOD_LABELS', 'load_preset', 'validate_preset', 'stat',
+    'EpochTimeHook', 'TimeBudgetHook', 'encoders', 'run_pipeline',
+    'METHOD_CONFIGS', 'METHOD_LABELS', 'load_preset', 'validate_preset', 'stat',
     'write_report', 'equal_time_epochs'
 ]

@@ -23,15 +23,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _batch(size: int, img_size: int, seed: int) -> dict:
-    from mmpretrain.structures import DataSample
-    gen = torch.Generator().manual_seed(seed)
-    inputs = torch.randint(0, 256, (size, 3, img_size, img_size),
-                           generator=gen, dtype=torch.uint8)
-    return dict(inputs=inputs,
-                data_samples=[DataSample() for _ in range(size)])
-
-
 def build_model(config: str, overrides: Optional[dict], device: str):
     """The config's AEMIM model (with ``overrides``, dotted keys as
     ``--cfg-options`` takes them), initialised, on ``device``."""
@@ -76,6 +67,7 @@ def run_ddp_check(config: str, backend: str, device: str, steps: int = 3,
     """
     from mmengine.optim import OptimWrapper
 
+    from ..benchmark.timing import make_batch
     from ..engine.model_wrappers import AEMIMDistributedDataParallel
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(seed)
@@ -104,7 +96,7 @@ def run_ddp_check(config: str, backend: str, device: str, steps: int = 3,
         optims = dict(plain=optim(plain), ddp=optim(module))
         log_diff: Dict[str, float] = {}
         for i in range(steps):
-            batch = _batch(batch_size, img_size, seed + i)
+            batch = make_batch(batch_size, img_size, seed + i)
             logs = {}
             for name, model in (('plain', plain), ('ddp', ddp)):
                 torch.manual_seed(seed + 1000 + i)

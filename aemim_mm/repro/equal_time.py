@@ -28,7 +28,7 @@ import os
 import os.path as osp
 import statistics
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Sequence
 
 from . import stages
 
@@ -172,10 +172,8 @@ def downstream(checkpoint: str, work_dir: str, data_root: str,
     probe_dir = osp.join(work_dir, 'linprobe')
     cfg = stages.classifier_config('linprobe', encoder, probe_dir, seed,
                                    data_root, preset)
-    stages.train(cfg)
+    stages.train(cfg)    # the Runner trains a copy of cfg
     ckpt = osp.join(probe_dir, f'epoch_{preset["linprobe"]["epochs"]}.pth')
-    cfg = stages.classifier_config('linprobe', encoder, probe_dir, seed,
-                                   data_root, preset)
     return stages.evaluate_classifier(cfg, ckpt, osp.join(data_root, 'test'),
                                       None, preset, seed, adversarial=True)
 
@@ -218,17 +216,23 @@ def format_table(result: Dict[str, Any]) -> str:
 
 def plot(result: Dict[str, Any], out_file: str) -> str:
     """Loss curves (clean solid, adversarial dashed) against the share of
-    the budget, and FGSM / PGD top-1 against eps, one colour per method."""
+    the budget, and FGSM / PGD top-1 against eps
+    (:func:`~aemim_mm.visualization.accuracy_vs_eps.draw_accuracy_vs_eps`),
+    one colour per method."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from ..visualization.accuracy_vs_eps import draw_accuracy_vs_eps
     from ..visualization.loss_plot import moving_average
     fig = Figure(figsize=(15, 4.5), dpi=100)
     FigureCanvasAgg(fig)
     ax_loss, ax_fgsm, ax_pgd = fig.subplots(1, 3)
-    colors = dict(mae='tab:blue', fast_aemim='tab:green', aemim='tab:red')
+    colors = {LABELS[m]: c for m, c in
+              dict(mae='tab:blue', fast_aemim='tab:green',
+                   aemim='tab:red').items()}
+    curves = {}
     for method, r in result['methods'].items():
-        pre = r.get('pretrain')
+        pre, ev = r.get('pretrain'), r.get('eval')
         if pre and osp.isfile(pre['loss_curves']):
             with open(pre['loss_curves']) as f:
                 records = json.load(f)['records']
@@ -242,29 +246,23 @@ def plot(result: Dict[str, Any], out_file: str) -> str:
                 its = [i / rec['iter'][-1] for i in rec['iter']]
                 window = max(1, min(50, len(its) // 10))
                 ax_loss.plot(its, moving_average(rec['value'], window),
-                             color=colors[method], linestyle=style,
+                             color=colors[LABELS[method]], linestyle=style,
                              label=f'{LABELS[method]} {what}')
-        ev = r.get('eval')
-        for ax, attack in ((ax_fgsm, 'fgsm'), (ax_pgd, 'pgd')):
-            if not ev:
-                continue
-            points = sorted((float(e), a) for e, a in ev[attack].items())
-            ax.plot([0.0] + [p[0] for p in points],
-                    [ev['adv_clean']] + [p[1] for p in points], marker='o',
-                    color=colors[method], label=LABELS[method])
+        if ev:      # eps 0: the attacked subset's clean accuracy
+            curves[LABELS[method]] = {
+                attack: {0.0: ev['adv_clean'], **ev[attack]}
+                for attack in ('fgsm', 'pgd')}
+    draw_accuracy_vs_eps((ax_fgsm, ax_pgd), curves, colors=colors)
     ax_loss.set_xlabel('share of the pre-training run')
     ax_loss.set_ylabel('reconstruction loss (moving average)')
     ax_loss.set_title(f'pre-training, {result["budget_s"]:.0f} s each')
+    ax_loss.grid(True, alpha=0.3)
+    if ax_loss.get_legend_handles_labels()[0]:
+        ax_loss.legend(fontsize=8)
     steps = result['settings']['evaluate']['adversarial']['pgd_steps']
     for ax, name in ((ax_fgsm, 'FGSM'), (ax_pgd, f'PGD-{steps}')):
-        ax.set_xlabel('eps (/255)')
         ax.set_ylabel('linear-probe top-1 (%)')
         ax.set_title(f'{name}, linear probe')
-        ax.set_ylim(0, 100)
-    for ax in (ax_loss, ax_fgsm, ax_pgd):
-        ax.grid(True, alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out_file)
     return out_file

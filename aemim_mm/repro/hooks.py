@@ -20,6 +20,14 @@ from mmpretrain.registry import HOOKS
 from ..utils.checks import is_number
 
 
+def _check_file_name(owner: str, field: str, value: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is a plain file name (a file in
+    the work dir, not a path)."""
+    if not isinstance(value, str) or not value or os.sep in value:
+        raise ValueError(f'{owner}: {field} must be a file name, '
+                         f'got {value!r}')
+
+
 @HOOKS.register_module()
 class EpochTimeHook(Hook):
     """Record the wall time of every training epoch.
@@ -31,10 +39,7 @@ class EpochTimeHook(Hook):
     priority = 'HIGHEST'
 
     def __init__(self, file_name: str = 'epoch_times.json') -> None:
-        if not isinstance(file_name, str) or not file_name or \
-                os.sep in file_name:
-            raise ValueError(f'EpochTimeHook: file_name must be a file name, '
-                             f'got {file_name!r}')
+        _check_file_name('EpochTimeHook', 'file_name', file_name)
         self.file_name = file_name
         self.records: Dict[str, List[float]] = dict(epoch=[], seconds=[])
         self._start = None
@@ -101,10 +106,7 @@ class TimeBudgetHook(Hook):
         if not is_number(seconds) or not seconds > 0:
             raise ValueError(f'TimeBudgetHook: seconds must be a number > 0, '
                              f'got {seconds!r}')
-        if not isinstance(filename, str) or not filename or \
-                os.sep in filename:
-            raise ValueError(f'TimeBudgetHook: filename must be a file name, '
-                             f'got {filename!r}')
+        _check_file_name('TimeBudgetHook', 'filename', filename)
         self.seconds, self.filename = float(seconds), filename
         self._start = 0.0
 
