@@ -39,7 +39,10 @@ setup(
     name='aemim_mm',
     version=read_version(),
     description='AEMIM (adversarial examples meet masked image modeling) as an mmpretrain plug-in',
-    packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools', 'docs')),
+    # projects/ (the mini-reproduction) is experiment code beside the
+    # package, run from the checkout: never installed
+    packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools', 'docs',
+                                    'projects', 'projects.*')),
     include_package_data=True,
     python_requires='>=3.10',
     install_requires=read_requirements('runtime.txt'),

@@ -169,6 +169,24 @@ def test_config_parses(name):
         assert 'aemim_mm' in imports
 
 
+ALGORITHM_CONFIGS = sorted((CONFIG_DIR / 'algorithms').glob('*.py'))
+
+
+@pytest.mark.parametrize(
+    'path', CONFIGS + ALGORITHM_CONFIGS,
+    ids=[str(p.relative_to(CONFIG_DIR)) for p in CONFIGS + ALGORITHM_CONFIGS])
+def test_aemim_wrapper_is_no_key_of_the_merged_config(path):
+    """``model = dict(_base_.pop('aemim_wrapper'), ...)`` takes the settings
+    out of the merged base. Reading ``_base_.x`` in a Python config is
+    documented mmengine; that ``pop`` on it removes the key from the merged
+    result is not (mmengine 0.10.7 runs the file with ``_base_`` bound to the
+    very dict it merges into): this pins it (docs/design.md, "Configs")."""
+    cfg = Config.fromfile(str(path))
+    assert 'aemim_wrapper' not in cfg
+    if '_base_.pop(' in path.read_text():
+        assert cfg.model.type == WRAPPER
+
+
 @pytest.mark.parametrize('name', CONFIG_NAMES)
 def test_aemim_configs_select_the_clean_first_ddp(name):
     """Every launcher gets AEMIM's DDP step: the config itself selects it."""

@@ -211,7 +211,7 @@ def test_summary_lists_stages_and_results(run_tool, tmp_path):
 
 # ------------------------------------------------------------ equal time
 def test_seconds_per_epoch_skips_the_start():
-    from aemim_mm.repro.equal_time import seconds_per_epoch
+    from aemim_repro.equal_time import seconds_per_epoch
     # 10 iterations: the first 2 (20 %) are left out of the median
     times = [5.0, 3.0] + [1.0] * 7 + [2.0]
     assert seconds_per_epoch(times, 100) == pytest.approx(100.0)
@@ -223,12 +223,12 @@ def test_seconds_per_epoch_skips_the_start():
 @pytest.mark.parametrize('budget,epoch_s,expected', [
     (60.0, 2.0, 30), (59.9, 2.0, 29), (1.0, 2.0, 1)])
 def test_planned_epochs(budget, epoch_s, expected):
-    from aemim_mm.repro.equal_time import planned_epochs
+    from aemim_repro.equal_time import planned_epochs
     assert planned_epochs(budget, epoch_s) == expected
 
 
 def test_pretrain_budget():
-    from aemim_mm.repro.equal_time import pretrain_budget
+    from aemim_repro.equal_time import pretrain_budget
     settings = dict(downstream_s=30, min_pretrain_s=20, pretrain_s=None)
     # (300 - 3 x 30) / 3 - 5 s of building and starting each run
     assert pretrain_budget(300, 3, settings, 5.0) == pytest.approx(65.0)
@@ -262,7 +262,7 @@ def _result(tmp_path: Path) -> dict:
 
 
 def test_equal_time_table_and_plot(tmp_path):
-    from aemim_mm.repro.equal_time import format_table, plot
+    from aemim_repro.equal_time import format_table, plot
     result = _result(tmp_path)
     table = format_table(result)
     assert '60 s of pre-training per method, seed 0 (one seed)' in table
@@ -291,7 +291,7 @@ def _budget_runner(tmp_path, epoch, max_epochs):
 ])
 def test_time_budget_hook(tmp_path, monkeypatch, budget, epoch, elapsed, cut,
                           saved):
-    from aemim_mm.repro import hooks
+    from aemim_repro import hooks
     hook = hooks.TimeBudgetHook(seconds=budget)
     clock = iter([100.0, 100.0 + elapsed])
     monkeypatch.setattr(hooks.time, 'perf_counter', lambda: next(clock))
@@ -314,14 +314,14 @@ def test_time_budget_hook(tmp_path, monkeypatch, budget, epoch, elapsed, cut,
     (dict(seconds=5, filename='a/b.pth'), 'filename must be a file name'),
 ])
 def test_time_budget_hook_rejects_bad_options(kwargs, message):
-    from aemim_mm.repro.hooks import TimeBudgetHook
+    from aemim_repro.hooks import TimeBudgetHook
     with pytest.raises(ValueError, match=message):
         TimeBudgetHook(**kwargs)
 
 
 # ------------------------------------------------------------ DDP check
 def test_ddp_check_passes_on_gloo(run_tool):
-    from aemim_mm.repro.ddp_check import run_ddp_check
+    from aemim_repro.ddp_check import run_ddp_check
     result = run_ddp_check(str(REPO / run_tool.DDP_CONFIG), 'gloo', 'cpu',
                            steps=2, batch_size=4,
                            overrides=run_tool.TINY_MODEL)
@@ -333,7 +333,7 @@ def test_ddp_check_passes_on_gloo(run_tool):
 
 def test_ddp_check_sees_a_difference(run_tool, monkeypatch):
     """Control: when the DDP step gets other images, the check fails."""
-    from aemim_mm.repro import ddp_check
+    from aemim_repro import ddp_check
     calls = []
     from aemim_mm.engine.model_wrappers import AEMIMDistributedDataParallel
     step = AEMIMDistributedDataParallel.train_step

@@ -339,3 +339,134 @@ def test_cli_refusal_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert err.startswith('error: ') and err.count('\n') == 1
     assert str(path) in err
     assert not out_dir.exists()
+
+
+# ------------------------------------------------ SparK's sparse ConvNets
+def _spark_cfg(kind: str) -> dict:
+    """A tiny SparK: ResNet-18 (8 wide) or a 4-stage ConvNeXt, 64 px."""
+    if kind == 'resnet':
+        backbone = dict(type='SparseResNet', depth=18, base_channels=8,
+                        stem_channels=8, out_indices=(0, 1, 2, 3))
+        norm = dict(type='SparseSyncBatchNorm2d')
+    else:
+        backbone = dict(type='SparseConvNeXt',
+                        arch=dict(depths=[1, 2, 1, 1],
+                                  channels=[8, 16, 32, 64]),
+                        out_indices=(0, 1, 2, 3), gap_before_output=False)
+        norm = dict(type='SparseLN2d', eps=1e-6)
+    return dict(
+        type='SparK', input_size=64, downsample_raito=32, mask_ratio=0.5,
+        enc_dec_norm_cfg=norm, enc_dec_norm_dim=64, backbone=backbone,
+        neck=dict(type='SparKLightDecoder', feature_dim=32,
+                  upsample_ratio=32, mid_channels=0, last_act=False),
+        head=dict(type='SparKPretrainHead',
+                  loss=dict(type='PixelReconstructionLoss', criterion='L2')),
+        data_preprocessor=dict(
+            type='SelfSupDataPreprocessor', mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375], to_rgb=True))
+
+
+#: kind -> (adapter, the fine-tuning backbone built with the pre-training's
+#: structure, what the weights say about it)
+SPARK = {
+    'resnet': ('bn', dict(type='ResNet', depth=18, base_channels=8,
+                          stem_channels=8),
+               dict(depth=18, block='BasicBlock', stage_blocks='2,2,2,2',
+                    stem_channels=8, base_channels=8, deep_stem=0)),
+    # SparseConvNeXt has no final norms: no out_indices, no norm{i}
+    'convnext': ('norm', dict(type='ConvNeXt',
+                              arch=dict(depths=[1, 2, 1, 1],
+                                        channels=[8, 16, 32, 64]),
+                              out_indices=()),
+                 dict(depths='1,2,1,1', channels='8,16,32,64',
+                      stem_patch_size=4, layer_scale=1, use_grn=0,
+                      linear_pw_conv=1)),
+}
+
+
+@pytest.mark.parametrize('wrapped', [True, False], ids=['aemim', 'plain'])
+@pytest.mark.parametrize('kind', sorted(SPARK))
+def test_spark_convnet_exports_to_the_classification_backbone(
+        kind, wrapped, tmp_path):
+    """SparK's encoder -> mmpretrain ResNet / ConvNeXt, strict; every adv_
+    key (split BatchNorms' running statistics too) and the decoder side
+    dropped; the clean running statistics kept; same features."""
+    from mmpretrain.registry import MODELS
+    from aemim_mm.models.adapters import is_adversarial_key
+    from aemim_mm.models.algorithms.spark import sparse_active
+    adapter, target_cfg, arch = SPARK[kind]
+    torch.manual_seed(0)
+    if wrapped:
+        model = MODELS.build(dict(
+            type='AdversarialMIMWrapper', algorithm=_spark_cfg(kind),
+            adapter=adapter, attack=dict(type='FeatureDistancePGD', eps=2,
+                                         steps=1)))
+    else:
+        model = MODELS.build(_spark_cfg(kind))
+    model.init_weights()
+    _perturb(model)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():   # running statistics as training leaves them:
+        for name, buffer in model.named_buffers():  # clean != adv
+            if name.endswith('running_mean'):
+                buffer.copy_(torch.randn(buffer.shape, generator=gen) * 0.1)
+            elif name.endswith('running_var'):
+                buffer.copy_(torch.rand(buffer.shape, generator=gen) + 0.5)
+            elif name.endswith('num_batches_tracked'):
+                buffer.fill_(3)
+    state = model.state_dict()
+    if wrapped and kind == 'resnet':     # clean and adv statistics differ
+        assert not torch.equal(state['backbone.bn1.running_mean'],
+                               state['backbone.bn1.adv_running_mean'])
+        assert 'backbone.layer1.0.bn1.adv_num_batches_tracked' in state
+    src = _runner_checkpoint(model, tmp_path / 'spark.pth')
+
+    for fmt in ('det', 'timm'):
+        with pytest.raises(CheckpointFormatError, match=(
+                rf"\['{fmt}'\] need a plain ViT.*Formats for this backbone: "
+                r"\['mmpretrain'\]")):
+            export_encoder(src, tmp_path / 'out', formats=['mmpretrain', fmt])
+    assert not (tmp_path / 'out').exists()
+    result = export_encoder(src, tmp_path / 'out', formats=['mmpretrain'])
+    data = torch.load(result.paths['mmpretrain'], weights_only=True)
+    exported = {k[len('backbone.'):]: v
+                for k, v in data['state_dict'].items()}
+    assert result.kind == kind and result.target == target_cfg['type']
+    assert data['meta']['finetune_backbone'] == target_cfg['type']
+    assert {k: data['meta'][k] for k in arch} == arch
+    assert not any('adv_' in k for k in exported)
+    for key, value in exported.items():
+        assert torch.equal(value, state['backbone.' + key]), key
+    decoder_side = [k for k in state if not is_adversarial_key(k)
+                    and k.startswith(('enc_dec_norms.', 'enc_dec_projectors.',
+                                      'mask_tokens.'))]
+    assert result.dropped['SparK decoder side (enc_dec_norms.*, '
+                          'enc_dec_projectors.*, mask_tokens.*)'] == \
+        decoder_side
+    assert result.dropped.get('adversarial adapters (adv_*)', []) == [
+        k for k in state if is_adversarial_key(k)]
+    assert set(result.kept).union(*map(set, result.dropped.values())) == \
+        set(state)
+
+    backbone = MODELS.build(target_cfg)
+    backbone.load_state_dict(exported, strict=True)
+    backbone.eval()
+    algorithm = model.algorithm if wrapped else model
+    algorithm.eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        with sparse_active(torch.ones(2, 1, 2, 2, dtype=torch.bool)):
+            expected = algorithm.backbone(images)[-1]
+        if kind == 'resnet':
+            got = backbone(images)[-1]
+        else:       # no out_indices: run the stages
+            got = images
+            for down, stage in zip(backbone.downsample_layers,
+                                   backbone.stages):
+                got = stage(down(got))
+    assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    if kind == 'convnext':  # a fine-tuning ConvNeXt adds its final norm
+        report = MODELS.build(dict(target_cfg, out_indices=-1)).\
+            load_state_dict(exported, strict=False)
+        assert (report.missing_keys, report.unexpected_keys) == (
+            ['norm3.weight', 'norm3.bias'], [])

@@ -4,7 +4,9 @@ Every config parses, builds its model without data, and has the settings of
 the paper's Table 2 (or of its header, for the non-paper ones), asserted from
 EXPECTED below; the layer-decay constructor gives decreasing learning rates by
 depth; and the CIFAR-10 configs train and evaluate for a few iterations on
-CPU, initialised from an encoder exported by tools/export_encoder.py.
+CPU, initialised from an encoder exported by tools/export_encoder.py (the
+ViT-T/4 ones from the project's CIFAR-10 AEMIM pre-training, the ResNet-50
+linear probe from the AEMIM SparK ResNet-50 pre-training config).
 """
 import copy
 from pathlib import Path
@@ -56,7 +58,16 @@ EXPECTED = {
         warmup=10, rand_aug=None, smoothing=None, mixup=None, cutmix=None,
         drop_path=0.0, img_size=32, pooling='cls_token', frozen=12,
         backbone='VisionTransformer', arch='deit-tiny', dims=192,
-        lr=0.1 * 512 / 256, layer_decay=None, epochs=90),
+        lr=0.1 * 512 / 256, layer_decay=None, epochs=90,
+        neck='ClsBatchNormNeck'),
+    # a ResNet-50 pre-trained with SparK (ImageNet, 224 px): SimCLR's probe
+    # (`arch` is the ResNet depth; the images are resized to img_size)
+    'linear_probe/resnet50_cifar10_lp': dict(
+        optimizer='LARS', betas=None, wd=0.0, batch=512, per_gpu=512,
+        warmup=10, rand_aug=None, smoothing=None, mixup=None, cutmix=None,
+        drop_path=0.0, img_size=224, pooling='avg', frozen=4,
+        backbone='ResNet', arch=50, dims=2048, lr=0.1 * 512 / 256,
+        layer_decay=None, epochs=90, neck='GlobalAveragePooling'),
 }
 
 
@@ -83,8 +94,17 @@ def test_every_config_has_a_row():
 def test_config_settings(cfgs, name):
     cfg, exp = cfgs[name], EXPECTED[name]
     backbone = cfg.model.backbone
-    assert backbone.type == exp['backbone'] and backbone.arch == exp['arch']
-    assert backbone.img_size == exp['img_size']
+    assert backbone.type == exp['backbone']
+    if exp['backbone'] == 'ResNet':  # no arch / img_size: depth, Resize
+        assert backbone.depth == exp['arch']
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
+            resize = [t for t in cfg[loader].dataset.pipeline
+                      if t.type == 'Resize']
+            assert [t.scale for t in resize] == [exp['img_size']]
+    else:
+        assert backbone.arch == exp['arch']
+        assert backbone.img_size == exp['img_size']
     assert backbone.get('drop_path_rate', 0.0) == exp['drop_path']
     assert backbone.get('frozen_stages', -1) == exp['frozen']
     assert backbone.init_cfg.type == 'Pretrained'
@@ -150,12 +170,12 @@ def test_model_builds(cfgs, name):
                                      else 'cls_token')
         assert backbone.final_norm is (exp['pooling'] != 'avg')
         assert backbone.embed_dims == exp['dims']
-    else:  # Swin: global average pooling neck
+    else:  # Swin, ResNet: global average pooling neck
         assert type(model.neck).__name__ == 'GlobalAveragePooling'
     if exp['frozen'] > 0:
         trainable = [n for n, p in model.named_parameters() if p.requires_grad]
         assert trainable and all(n.startswith('head.') for n in trainable)
-        assert type(model.neck).__name__ == 'ClsBatchNormNeck'
+        assert type(model.neck).__name__ == exp['neck']
     if exp['mixup'] is not None:
         augments = model.data_preprocessor.batch_augments.augments
         assert [type(a).__name__ for a in augments] == ['Mixup', 'CutMix']
@@ -295,6 +315,86 @@ def test_cifar_config_trains_and_evaluates(exported_cifar_encoder, tmp_path,
     changed = not torch.equal(after['backbone.layers.0.attn.qkv.weight'],
                               before['backbone.layers.0.attn.qkv.weight'])
     assert changed is ('ft' in name)  # the linear probe keeps it frozen
+
+    metrics = runner.val()
+    assert set(metrics) == {'accuracy/top1'}
+    assert 0.0 <= metrics['accuracy/top1'] <= 100.0
+
+
+@pytest.fixture(scope='module')
+def exported_spark_resnet50(tmp_path_factory):
+    """A SparK ResNet-50 AEMIM pre-training checkpoint (the project's config,
+    full size, split BatchNorms with running statistics of their own),
+    saved as the Runner saves it, then exported."""
+    tmp = tmp_path_factory.mktemp('spark')
+    cfg = Config.fromfile(
+        REPO_ROOT / 'configs' / 'algorithms' /
+        'aemim_spark_sparse-resnet50_8xb512-amp-coslr-800e_in1k.py')
+    init_default_scope('mmpretrain')
+    model = _build_model(cfg.model)
+    model.init_weights()
+    state = model.state_dict()
+    gen = torch.Generator().manual_seed(0)
+    for key, value in state.items():   # distinct clean / adv statistics
+        if key.endswith('running_mean'):
+            value.copy_(torch.randn(value.shape, generator=gen) * 0.01)
+        elif key.endswith('running_var'):
+            value.copy_(torch.rand(value.shape, generator=gen) + 0.5)
+    assert 'backbone.bn1.adv_running_mean' in state
+    torch.save(dict(meta=dict(epoch=800), state_dict=state, optimizer={}),
+               tmp / 'epoch_800.pth')
+    result = export_encoder(tmp / 'epoch_800.pth', tmp / 'export',
+                            formats=['mmpretrain'])
+    return result.paths['mmpretrain']
+
+
+def test_resnet_linear_probe_trains_and_evaluates(exported_spark_resnet50,
+                                                  tmp_path):
+    """The SparK ResNet-50 export loads (clean BatchNorm statistics
+    included); the frozen encoder, its statistics too, stays as loaded."""
+    from mmengine.runner import Runner
+    data = tmp_path / 'data'
+    _class_folders(data, {'train': 2, 'test': 1})
+    name = 'linear_probe/resnet50_cifar10_lp'
+    cfg = Config.fromfile(CONFIGS[NAMES.index(name)])
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.model.backbone.init_cfg.checkpoint = exported_spark_resnet50
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].update(batch_size=2, num_workers=0,
+                           persistent_workers=False, pin_memory=False)
+        cfg[loader].dataset.data_root = str(data)
+        for step in cfg[loader].dataset.pipeline:  # 224 px: slow on a CPU
+            if step.type == 'Resize':
+                step.scale = 64
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2,
+                         val_interval=2)
+    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.5,
+                                by_epoch=False, begin=0, end=2)]
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=2,
+                                        by_epoch=False)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.log_processor = dict(by_epoch=False)
+
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    model.init_weights()  # loads the export; runner.train() will not redo it
+    exported = torch.load(exported_spark_resnet50,
+                          weights_only=True)['state_dict']
+    backbone = model.backbone.state_dict()
+    assert sorted('backbone.' + k for k in backbone) == sorted(exported)
+    for key in ('conv1.weight', 'bn1.running_mean', 'bn1.running_var',
+                'layer4.2.bn3.weight', 'layer4.2.bn3.running_var'):
+        assert_close(backbone[key], exported['backbone.' + key])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    runner.train()
+    loss = runner.message_hub.get_scalar('train/loss').current()
+    assert np.isfinite(loss)
+    after = model.state_dict()
+    assert not torch.equal(after['head.fc.weight'], before['head.fc.weight'])
+    for key, value in after.items():    # frozen, in eval mode
+        if key.startswith('backbone.'):
+            assert torch.equal(value, before[key]), key
 
     metrics = runner.val()
     assert set(metrics) == {'accuracy/top1'}

@@ -1,4 +1,4 @@
-"""Mini-reproduction (tools/mini_repro.py, aemim_mm.repro).
+"""Mini-reproduction (tools/mini_repro.py, aemim_repro).
 
 The end-to-end test runs the whole `smoke` preset once (a subprocess,
 OMP_NUM_THREADS=1; about 2 minutes on 2 cores) and checks the table (md +
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from aemim_mm.repro import (encoders, equal_time_epochs, load_preset, stat,
-                            validate_preset)
-from aemim_mm.repro.pipeline import run_pipeline
+from aemim_repro import (encoders, equal_time_epochs, load_preset, stat,
+                         validate_preset)
+from aemim_repro.pipeline import run_pipeline
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOL = REPO_ROOT / 'tools' / 'mini_repro.py'
@@ -261,7 +261,7 @@ class _FakeRunner:
 
 
 def test_epoch_time_hook_records_and_resumes(tmp_path):
-    from aemim_mm.repro import EpochTimeHook
+    from aemim_repro import EpochTimeHook
     hook = EpochTimeHook()
     runner = _FakeRunner(tmp_path)
     hook.before_train(runner)
@@ -287,6 +287,6 @@ def test_epoch_time_hook_records_and_resumes(tmp_path):
 
 @pytest.mark.parametrize('name', ['', 'a/b.json', 3])
 def test_epoch_time_hook_rejects_file_name(name):
-    from aemim_mm.repro import EpochTimeHook
+    from aemim_repro import EpochTimeHook
     with pytest.raises(ValueError, match='file_name must be a file name'):
         EpochTimeHook(file_name=name)

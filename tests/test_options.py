@@ -43,6 +43,8 @@ VALID: Dict[str, tuple] = {
     'LoadImageFromFileOrSkip': (TRANSFORMS, {}),
     'SkipCounterHook': (HOOKS, {}),
     'ReproducibleRandomnessHook': (HOOKS, {}),
+    'RNGStateCheckpointHook': (HOOKS, {}),
+    'SampleSeedHook': (HOOKS, {}),
 }
 
 

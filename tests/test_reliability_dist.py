@@ -3,7 +3,8 @@
 The tiny AEMIM run of ``test_reliability_resume.py`` (the project's
 ``configs/aemim_vit-t-p4_cifar10.py`` with a tiny ViT), here without random
 augmentation (a fixed resize to 32 px) so that only the model's randomness
-matters, with ``ReproducibleRandomnessHook(sample_seed=True)``:
+matters, with ``ReproducibleRandomnessHook(sample_seed=True)`` (and, in one
+1-process case, ``RNGStateCheckpointHook`` and ``SampleSeedHook``):
 
 * ``tools/dist_train.sh CONFIG 2``: two CPU processes (gloo, DDP) with batch
   ``B = 2`` each;
@@ -143,10 +144,24 @@ def run(cmd, env: Dict[str, str]) -> str:
     return out
 
 
-def one_process(workspace: SimpleNamespace, sample_seed: bool) -> Path:
-    work_dir = workspace.root / f'one_{sample_seed}'
-    run([sys.executable, str(TOOLS / 'train.py'),
-         workspace.config(f'one_{sample_seed}', 2 * B, sample_seed),
+#: The hooks of the 1-process run with ``hooks='split'``: the two hooks of
+#: issue 19 instead of the compatibility class ``ReproducibleRandomnessHook``.
+SPLIT_HOOKS = ('[dict(type="RNGStateCheckpointHook"), '
+               'dict(type="SampleSeedHook"), dict(type="LossDumpHook")]')
+
+
+def one_process(workspace: SimpleNamespace, sample_seed: bool,
+                hooks: str = 'compat') -> Path:
+    name = f'one_{sample_seed}' + ('' if hooks == 'compat' else f'_{hooks}')
+    work_dir = workspace.root / name
+    config = workspace.config(name, 2 * B, sample_seed)
+    if hooks == 'split':
+        assert sample_seed
+        split = workspace.root / f'{name}_hooks.py'
+        split.write_text(f'_base_ = [{config!r}]\n'
+                         f'custom_hooks = {SPLIT_HOOKS}\n')
+        config = str(split)
+    run([sys.executable, str(TOOLS / 'train.py'), config,
          '--work-dir', str(work_dir)], workspace.env)
     return work_dir
 
@@ -171,9 +186,14 @@ def two_processes(workspace: SimpleNamespace) -> torch.Tensor:
     return (ranks[0] + ranks[1]) / 2
 
 
+@pytest.mark.parametrize('hooks', ['compat', 'split'])
 def test_two_processes_equal_one_process(workspace: SimpleNamespace,
-                                         two_processes: torch.Tensor) -> None:
-    one = per_iter(one_process(workspace, sample_seed=True))
+                                         two_processes: torch.Tensor,
+                                         hooks: str) -> None:
+    """``compat``: ReproducibleRandomnessHook(sample_seed=True) in both
+    runs; ``split``: the 1-process run with RNGStateCheckpointHook and
+    SampleSeedHook instead."""
+    one = per_iter(one_process(workspace, sample_seed=True, hooks=hooks))
     rel = ((two_processes - one).abs() / one.abs().clamp_min(1e-12)).amax(0)
     print('max relative difference, 2 vs 1 process, over '
           f'{ITERS} iterations: ' +

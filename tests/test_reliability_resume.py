@@ -13,7 +13,10 @@ the attack's random start.
   chosen point and the test kills the process there), then restarted with
   ``--resume``; its per-iteration losses must equal run A's, bit for bit;
 * the same resume without :class:`ReproducibleRandomnessHook` gives other
-  losses, so the comparison can fail.
+  losses, so the comparison can fail;
+* the resume also works with :class:`RNGStateCheckpointHook` alone (the
+  hook that ``ReproducibleRandomnessHook`` forwards to since issue 19): run B
+  killed and resumed with it equals run A, run with the compatibility class.
 
 Every iteration's log vars are written at full precision by a test-only hook
 (``LossDumpHook``), one JSON line per iteration and process.
@@ -267,29 +270,41 @@ def run_a(workspace: SimpleNamespace) -> SimpleNamespace:
 
 
 # ---------------------------------------------------------------- tests
+#: The exact-resume hook of a config: the compatibility class, the new one.
+RNG_HOOKS = {
+    'compat': 'dict(type="ReproducibleRandomnessHook", sample_seed=False)',
+    'split': 'dict(type="RNGStateCheckpointHook")',
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    'block_at, priority, resumed_at',
+    'block_at, priority, resumed_at, hook',
     [
         # killed between iterations 3 and 4, after checkpoint 3 was written
-        (3, 'LOWEST', 3),
+        (3, 'LOWEST', 3, 'compat'),
         # killed inside iteration 7 (the first of the second epoch): the
         # weights are updated but checkpoint 7 is not written -> resume at 6
-        (7, 'HIGHEST', 6),
+        (7, 'HIGHEST', 6, 'compat'),
+        # the same with RNGStateCheckpointHook (killed and resumed with it)
+        (3, 'LOWEST', 3, 'split'),
     ])
 def test_sigkill_then_resume_equals_uninterrupted(
         workspace: SimpleNamespace, run_a: SimpleNamespace, block_at: int,
-        priority: str, resumed_at: int) -> None:
-    work_dir = workspace.root / f'run_b_{block_at}'
+        priority: str, resumed_at: int, hook: str) -> None:
+    work_dir = workspace.root / f'run_b_{block_at}_{hook}'
     block = variant(
-        workspace, f'block_{block_at}',
-        '[dict(type="ReproducibleRandomnessHook", sample_seed=False), '
+        workspace, f'block_{block_at}_{hook}',
+        f'[{RNG_HOOKS[hook]}, '
         'dict(type="LossDumpHook"), '
         f'dict(type="BlockHook", at={block_at}, priority="{priority}")]')
     train_and_kill(workspace, work_dir, block)
     assert not (work_dir / f'iter_{resumed_at + 1}.pth').exists()
     killed = by_iter(dumped(work_dir))
-    out = train(workspace, work_dir, '--resume')
+    resume_cfg = None if hook == 'compat' else variant(
+        workspace, f'resume_{hook}',
+        f'[{RNG_HOOKS[hook]}, dict(type="LossDumpHook")]')
+    out = train(workspace, work_dir, '--resume', config=resume_cfg)
 
     assert f'resumed epoch: 0, iter: {resumed_at}' in out, out[-4000:]
     assert ('restored the random generators of the checkpoint at iteration '
@@ -399,18 +414,53 @@ def test_hook_rejects_non_bool(name: str, bad) -> None:
         ReproducibleRandomnessHook(**{name: bad})
 
 
+@pytest.mark.parametrize('hook', ['RNGStateCheckpointHook', 'SampleSeedHook'])
+@pytest.mark.parametrize('name', ['rng_state', 'sample_seed', 'seed'])
+def test_split_hooks_take_no_options(hook: str, name: str) -> None:
+    """One job each: the hook in custom_hooks is the switch; any option is
+    an error at construction (through the registry too), naming it."""
+    from mmpretrain.registry import HOOKS
+    with pytest.raises(TypeError,
+                       match=f"{hook}.*unexpected keyword argument '{name}'"):
+        HOOKS.build(dict(type=hook, **{name: True}))
+
+
+def _rng_hook(kind: str):
+    """The exact-resume job: the new hook or the compatibility class."""
+    from aemim_mm.engine import (ReproducibleRandomnessHook,
+                                 RNGStateCheckpointHook)
+    return (RNGStateCheckpointHook()
+            if kind == 'split' else ReproducibleRandomnessHook())
+
+
+def _rng_part(hook):
+    """The object that holds the exact-resume state of ``hook``."""
+    return getattr(hook, 'rng_state_hook', None) or hook
+
+
+def _seed_hook(kind: str):
+    """The sample-seed job: the new hook or the compatibility class."""
+    from aemim_mm.engine import ReproducibleRandomnessHook, SampleSeedHook
+    return (SampleSeedHook() if kind == 'split' else
+            ReproducibleRandomnessHook(sample_seed=True))
+
+
+KINDS = pytest.mark.parametrize('kind', ['split', 'compat'])
+
+
 def _runner(model: torch.nn.Module, seed: int = 5, it: int = 0):
     loop = SimpleNamespace()
     return SimpleNamespace(model=model, seed=seed, iter=it, epoch=0,
                            train_loop=loop)
 
 
-def test_hook_sets_sample_seed_each_iteration() -> None:
-    from aemim_mm.engine import ReproducibleRandomnessHook, derive_sample_seed
+@KINDS
+def test_hook_sets_sample_seed_each_iteration(kind: str) -> None:
+    from aemim_mm.engine import derive_sample_seed
 
     model = torch.nn.Linear(1, 1)
     model.sample_seed = None
-    hook = ReproducibleRandomnessHook(sample_seed=True)
+    hook = _seed_hook(kind)
     runner = _runner(model)
     hook.before_train(runner)
     for it in (0, 1, 2):
@@ -419,18 +469,18 @@ def test_hook_sets_sample_seed_each_iteration() -> None:
         assert model.sample_seed == derive_sample_seed(5, it)
 
 
-def test_hook_sample_seed_needs_the_attribute() -> None:
-    from aemim_mm.engine import ReproducibleRandomnessHook
-    hook = ReproducibleRandomnessHook(sample_seed=True)
+@KINDS
+def test_hook_sample_seed_needs_the_attribute(kind: str) -> None:
+    hook = _seed_hook(kind)
     with pytest.raises(ValueError, match='Linear has none'):
         hook.before_train(_runner(torch.nn.Linear(1, 1)))
 
 
-def test_hook_restores_before_the_batch_after_the_checkpoint() -> None:
+@KINDS
+def test_hook_restores_before_the_batch_after_the_checkpoint(
+        kind: str) -> None:
     """In-process: the state of checkpoint n is set before batch n."""
-    from aemim_mm.engine import ReproducibleRandomnessHook
-
-    hook = ReproducibleRandomnessHook()
+    hook = _rng_hook(kind)
     loop = SimpleNamespace(dataloader_iterator=iter(range(100)))
     runner = SimpleNamespace(model=torch.nn.Linear(1, 1), seed=0, iter=0,
                              epoch=0, train_loop=loop)
@@ -445,7 +495,7 @@ def test_hook_restores_before_the_batch_after_the_checkpoint() -> None:
     torch.testing.assert_close(torch.rand(4), expected, rtol=0, atol=0)
 
     # a resume from that checkpoint: batches 0..0 are skipped, then restored
-    resumed = ReproducibleRandomnessHook()
+    resumed = _rng_hook(kind)
     loop2 = SimpleNamespace(dataloader_iterator=iter(range(100)))
     runner2 = SimpleNamespace(model=torch.nn.Linear(1, 1), seed=0, iter=1,
                               epoch=0, train_loop=loop2)
@@ -459,13 +509,14 @@ def test_hook_restores_before_the_batch_after_the_checkpoint() -> None:
     torch.testing.assert_close(torch.rand(4), expected, rtol=0, atol=0)
 
 
-def test_hook_ignores_load_from_without_resume() -> None:
-    from aemim_mm.engine import ReproducibleRandomnessHook, get_rng_state
+@KINDS
+def test_hook_ignores_load_from_without_resume(kind: str) -> None:
+    from aemim_mm.engine import get_rng_state
 
     checkpoint = dict(meta=dict(iter=4, rng_state=dict(
         format=1, world_size=1, ranks=[get_rng_state()])))
     expected = torch.rand(3)
-    hook = ReproducibleRandomnessHook()
+    hook = _rng_hook(kind)
     loop = SimpleNamespace(dataloader_iterator=iter(range(10)))
     runner = SimpleNamespace(model=torch.nn.Linear(1, 1), seed=0, iter=0,
                              epoch=0, train_loop=loop)
@@ -476,14 +527,15 @@ def test_hook_ignores_load_from_without_resume() -> None:
     assert not torch.equal(torch.rand(3), expected)
 
 
-def test_hook_other_world_size_is_not_restored() -> None:
-    from aemim_mm.engine import ReproducibleRandomnessHook, get_rng_state
-    hook = ReproducibleRandomnessHook()
+@KINDS
+def test_hook_other_world_size_is_not_restored(kind: str) -> None:
+    from aemim_mm.engine import get_rng_state
+    hook = _rng_hook(kind)
     checkpoint = dict(meta=dict(iter=4, rng_state=dict(
         format=1, world_size=2, ranks=[get_rng_state()] * 2)))
     runner = _runner(torch.nn.Linear(1, 1), it=4)
     hook.after_load_checkpoint(runner, checkpoint)
-    assert hook._pending is None
+    assert _rng_part(hook)._pending is None
 
 
 
@@ -546,6 +598,7 @@ def _assert_same_state(a, b) -> None:
         assert a == b
 
 
+@KINDS
 @pytest.mark.parametrize('train_cfg, checkpoint, saved', [
     # no checkpoint at all: no gather
     (dict(by_epoch=False, max_iters=7), None, {}),
@@ -566,15 +619,16 @@ def _assert_same_state(a, b) -> None:
 def test_hook_gathers_only_for_checkpoints(monkeypatch: pytest.MonkeyPatch,
                                            tmp_path: Path, train_cfg: dict,
                                            checkpoint: Optional[dict],
-                                           saved: Dict[int, str]) -> None:
+                                           saved: Dict[int, str],
+                                           kind: str) -> None:
     """With several processes, the states are gathered only after the
     iterations a CheckpointHook saves, and each checkpoint holds the states
     of the end of its iteration, as before (2 processes simulated: the
     gather returns this process's state twice)."""
     from mmengine.runner import Runner
 
-    from aemim_mm.engine import ReproducibleRandomnessHook
-    from aemim_mm.engine.hooks import reproducibility_hook as module
+    # the job (and its collectives) live in rng_state_hook since issue 19
+    from aemim_mm.engine.hooks import rng_state_hook as module
     from aemim_mm.engine.hooks.reproducibility_hook import RNG_STATE_KEY
     from aemim_mm.utils.safe_load import safe_load
 
@@ -603,7 +657,7 @@ def test_hook_gathers_only_for_checkpoints(monkeypatch: pytest.MonkeyPatch,
         default_hooks=dict(
             checkpoint=None if checkpoint is None else dict(
                 type='CheckpointHook', **checkpoint)),
-        custom_hooks=[ReproducibleRandomnessHook(), probe],
+        custom_hooks=[_rng_hook(kind), probe],
         randomness=dict(seed=0),
         default_scope='mmpretrain')
     runner.train()
@@ -619,3 +673,110 @@ def test_hook_gathers_only_for_checkpoints(monkeypatch: pytest.MonkeyPatch,
         assert rng['world_size'] == 2 and len(rng['ranks']) == 2
         for state in rng['ranks']:
             _assert_same_state(state, probe.states[done])
+
+
+# ---------------------------------------------- compatibility = the two hooks
+def test_compat_hook_triggers_the_stages_of_the_pair() -> None:
+    """Every stage either new hook implements is one the compatibility class
+    forwards, and no other."""
+    from aemim_mm.engine import (ReproducibleRandomnessHook,
+                                 RNGStateCheckpointHook, SampleSeedHook)
+    compat = ReproducibleRandomnessHook(rng_state=True, sample_seed=True)
+    pair = set(RNGStateCheckpointHook().get_triggered_stages()) | set(
+        SampleSeedHook().get_triggered_stages())
+    assert set(compat.get_triggered_stages()) == pair
+    for cls in (ReproducibleRandomnessHook, RNGStateCheckpointHook,
+                SampleSeedHook):
+        assert cls.priority == 'VERY_HIGH'
+
+
+@pytest.mark.parametrize('rng_state, sample_seed',
+                         [(True, False), (False, True), (True, True),
+                          (False, False)])
+def test_compat_hook_builds_the_enabled_hooks(rng_state: bool,
+                                              sample_seed: bool) -> None:
+    from aemim_mm.engine import (ReproducibleRandomnessHook,
+                                 RNGStateCheckpointHook, SampleSeedHook)
+    compat = ReproducibleRandomnessHook(rng_state=rng_state,
+                                        sample_seed=sample_seed)
+    assert isinstance(compat.rng_state_hook, RNGStateCheckpointHook) is \
+        rng_state
+    assert isinstance(compat.sample_seed_hook, SampleSeedHook) is sample_seed
+    assert [type(h) for h in compat.hooks] == (
+        [SampleSeedHook] * sample_seed + [RNGStateCheckpointHook] * rng_state)
+
+
+def _train_toy_with(tmp_path: Path, hooks: list) -> SimpleNamespace:
+    """A short mmengine run of the toy model (with a ``sample_seed``
+    attribute) with ``hooks``; what the run drew, saved and learnt."""
+    from mmengine.runner import Runner
+
+    from aemim_mm.utils.safe_load import safe_load
+
+    torch.manual_seed(0)             # the same weights and data
+    model = _ToyModel.build()
+    model.sample_seed = None
+    probe = _probe_hook()
+    seeds = {}
+    record = probe.after_train_iter
+
+    def after_train_iter(runner, batch_idx, data_batch=None, outputs=None):
+        record(runner, batch_idx, data_batch, outputs)
+        seeds[probe.done] = runner.model.sample_seed
+
+    probe.after_train_iter = after_train_iter
+    data = [dict(inputs=torch.randn(2)) for _ in range(16)]
+    runner = Runner(
+        model=model,
+        work_dir=str(tmp_path),
+        train_dataloader=dict(
+            dataset=data,
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            collate_fn=dict(type='default_collate'),
+            batch_size=2,
+            num_workers=0),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        train_cfg=dict(by_epoch=False, max_iters=5),
+        default_hooks=dict(checkpoint=dict(
+            type='CheckpointHook', interval=2, by_epoch=False)),
+        custom_hooks=hooks + [probe],
+        randomness=dict(seed=0),
+        default_scope='mmpretrain')
+    runner.train()
+    metas = {p.name: safe_load(p)['meta'] for p in tmp_path.glob('*.pth')}
+    return SimpleNamespace(
+        states=probe.states, seeds=seeds, metas=metas,
+        weights={k: v.clone() for k, v in model.state_dict().items()})
+
+
+@pytest.mark.parametrize('rng_state, sample_seed',
+                         [(True, False), (False, True), (True, True)])
+def test_compat_hook_equals_the_pair(tmp_path: Path, rng_state: bool,
+                                     sample_seed: bool) -> None:
+    """``ReproducibleRandomnessHook(rng_state=a, sample_seed=b)`` gives the
+    run that ``RNGStateCheckpointHook`` (if a) and ``SampleSeedHook`` (if b)
+    give: the same generator states after every iteration, the same sample
+    seeds, the same checkpointed RNG states and the same weights."""
+    from aemim_mm.engine import (ReproducibleRandomnessHook,
+                                 RNGStateCheckpointHook, SampleSeedHook)
+    from aemim_mm.engine.hooks.rng_state_hook import RNG_STATE_KEY
+
+    compat = _train_toy_with(tmp_path / 'compat', [
+        ReproducibleRandomnessHook(rng_state=rng_state,
+                                   sample_seed=sample_seed)])
+    pair = _train_toy_with(
+        tmp_path / 'pair', [RNGStateCheckpointHook()] * rng_state +
+        [SampleSeedHook()] * sample_seed)
+    assert sorted(compat.states) == sorted(pair.states) == [1, 2, 3, 4, 5]
+    _assert_same_state(compat.states, pair.states)
+    assert compat.seeds == pair.seeds
+    assert (None in compat.seeds.values()) is not sample_seed
+    assert sorted(compat.metas) == sorted(pair.metas) == [
+        'iter_2.pth', 'iter_4.pth', 'iter_5.pth']
+    for name, meta in compat.metas.items():
+        assert (RNG_STATE_KEY in meta) is rng_state
+        assert (RNG_STATE_KEY in pair.metas[name]) is rng_state
+        if rng_state:
+            _assert_same_state(meta[RNG_STATE_KEY],
+                               pair.metas[name][RNG_STATE_KEY])
+    _assert_same_state(compat.weights, pair.weights)

@@ -9,10 +9,10 @@ stage is cut and the later ones still run:
    with the attack off, Fast AEMIM, AEMIM; ViT-B/16 at 224 px on the
    ``gpu`` preset) at the first batch of the preset's list that runs ->
    ``cost.json``;
-2. ``ddp``: :func:`aemim_mm.repro.ddp_check.run_ddp_check`, the clean-first
+2. ``ddp``: :func:`aemim_repro.ddp_check.run_ddp_check`, the clean-first
    DDP step (NCCL on a GPU) against the same step without DDP ->
    ``ddp.json``;
-3. ``equal_time``: :func:`aemim_mm.repro.equal_time.run_equal_time`, MAE,
+3. ``equal_time``: :func:`aemim_repro.equal_time.run_equal_time`, MAE,
    Fast AEMIM and AEMIM pre-trained for the same seconds each on CIFAR-10,
    linear probe, FGSM / PGD -> ``equal_time.json``, ``equal_time.png``;
 4. ``sweep``: the benchmark's steps 1-3 / adv_ratio 0.25-1 variants, with
@@ -44,8 +44,13 @@ import time
 from typing import Any, Dict, List, Optional
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+#: The mini-reproduction project (``aemim_repro``: the DDP check and the
+#: equal-time comparison), beside the package and not installed with it.
+#: On ``sys.path`` here, so also in every ``--stage`` subprocess (this file).
+PROJECT = osp.join(REPO_ROOT, 'projects', 'mini_repro')
+for _path in (REPO_ROOT, PROJECT):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 #: The AEMIM config whose model the DDP check trains.
 DDP_CONFIG = 'configs/aemim_vit-t-p4_cifar10.py'
@@ -276,7 +281,7 @@ def run_stage(name: str, args: argparse.Namespace) -> int:
     ensure_distutils()
     import aemim_mm  # noqa: F401  (registration)
     if name == 'ddp':
-        from aemim_mm.repro.ddp_check import run_ddp_check
+        from aemim_repro.ddp_check import run_ddp_check
         p = preset['ddp']
         result = run_ddp_check(osp.join(REPO_ROOT, DDP_CONFIG),
                                preset['backend'], preset['device'],
@@ -288,8 +293,8 @@ def run_stage(name: str, args: argparse.Namespace) -> int:
             f'parameter difference {result["max_param_diff"]:.3g}')
         return 0 if result['passed'] else 1
     from aemim_mm.datasets.cifar10_archive import prepare_cifar10
-    from aemim_mm.repro.equal_time import run_equal_time
-    from aemim_mm.repro.stages import make_data
+    from aemim_repro.equal_time import run_equal_time
+    from aemim_repro.stages import make_data
     start = time.monotonic()
     p = preset['equal_time']
     full = cifar10_folder(args)

@@ -11,7 +11,7 @@ configs/linear_probe), evaluate clean top-1, CIFAR-10-C-like corruptions,
 FGSM and PGD; MAE is also pre-trained for the wall time of the other methods.
 Writes OUT/results.md, OUT/results.json and the plots. Stages that are done
 are skipped (run the same command again to continue a killed run);
---force redoes them. See docs/mini_repro.md.
+--force redoes them. See docs/mini_repro.md and projects/mini_repro/.
 """
 import argparse
 import os.path as osp
@@ -19,8 +19,11 @@ import shlex
 import sys
 
 _REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if _REPO_ROOT not in sys.path:
-    sys.path.insert(0, _REPO_ROOT)
+# the pipeline is the project projects/mini_repro/aemim_repro, beside the
+# package and not installed with it
+for _path in (_REPO_ROOT, osp.join(_REPO_ROOT, 'projects', 'mini_repro')):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 
 def parse_args(argv=None):
@@ -47,7 +50,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from aemim_mm.repro import load_preset, run_pipeline
+    from aemim_repro import load_preset, run_pipeline
     preset = load_preset(args.preset, _REPO_ROOT, args.seeds)
     if args.data_root is not None and not osp.isdir(args.data_root):
         raise FileNotFoundError(f'--data-root: not a folder: '

@@ -2,12 +2,14 @@
 
 The checkpoint is one of every algorithm of ``docs/algorithms.md`` (MAE with
 ViT / timm ViT / HiViT, MFF, EVA, MILAN, iTPN, MixMIM, SimMIM, MaskFeat, BEiT
-v1 / v2, CAE), pre-trained with ``AdversarialMIMWrapper`` or plain
-mmpretrain. After pre-training, AEMIM keeps only the encoder with its *clean*
-adapters (the paper's Sec. 4.1): the decoder (``neck.*``), the pre-training
-head (``head.*``), target generators / tokenizers (``target_generator.*``),
-CAE's momentum teacher (``teacher.*``), the adversarial adapters (every key
-whose leaf name starts with ``adv_``, see
+v1 / v2, CAE, SparK with a sparse ResNet / ConvNeXt), pre-trained with
+``AdversarialMIMWrapper`` or plain mmpretrain. After pre-training, AEMIM
+keeps only the encoder with its *clean* adapters (the paper's Sec. 4.1): the
+decoder (``neck.*``; SparK's ``enc_dec_norms.*``, ``enc_dec_projectors.*``
+and ``mask_tokens.*`` too), the pre-training head (``head.*``), target
+generators / tokenizers (``target_generator.*``), CAE's momentum teacher
+(``teacher.*``), the adversarial adapters (every key whose leaf name starts
+with ``adv_``, parameters and BatchNorm buffers alike, see
 :func:`aemim_mm.models.adapters.is_adversarial_key`), the encoder's
 pre-training-only parameters (``mask_token`` ...) and the optimiser /
 message-hub state are dropped, and listed in :meth:`EncoderExport.summary`.
@@ -38,15 +40,25 @@ and no allow-list:
     - ``BEiTPretrainViT`` (BEiT v1 / v2), ``CAEPretrainViT`` -> ``BEiTViT``:
       ``mask_token`` dropped; BEiT's shared relative position bias copied to
       each layer (``BEIT_SHARED_REL_POS_BIAS`` in
-      :mod:`aemim_mm.apis.key_converters`).
+      :mod:`aemim_mm.apis.key_converters`);
+    - ``SparseResNet`` (SparK) -> ``ResNet``: same names (``conv1``,
+      ``bn1``, ``layerN.*``), the clean BatchNorm running statistics kept;
+    - ``SparseConvNeXt`` (SparK) -> ``ConvNeXt``: same names
+      (``downsample_layers.*``, ``stages.*``). ``SparseConvNeXt`` has no
+      final norms (``ConvNeXt``'s ``norm{i}`` of each ``out_indices``
+      entry): the file loads strictly into ``ConvNeXt(..., out_indices=())``;
+      a fine-tuning config's ``ConvNeXt`` (``out_indices=-1``) gets a new
+      ``norm3``.
 
     The file loads with ``strict=True`` into that backbone built with the
     pre-training's structure (arch, image and patch size, final norm, position
-    embeddings, layer scale); a fine-tuning config loads it with
+    embeddings, layer scale; for ConvNets: depth, widths, stem, layer scale,
+    GRN); a fine-tuning config loads it with
     ``backbone.init_cfg=dict(type='Pretrained', checkpoint=PATH,
     prefix='backbone.')``. Layers that only the fine-tuning config adds (the
     pooled-feature norm ``ln2`` of ``out_type='avg_featmap'``, CAE's and
-    HiViT's relative position bias tables where pre-training had none) are
+    HiViT's relative position bias tables where pre-training had none,
+    ConvNeXt's final norm ``norm3``) are
     initialised anew by mmengine's non-strict loader, as upstream. The fixed
     sin-cos ``pos_embed`` of MAE is kept; ``VisionTransformer`` resizes it at
     load time for another image size.
@@ -62,8 +74,9 @@ and no allow-list:
     ``pos_embed``, ``patch_embed.proj.*``, ``blocks.N.*``, ``norm.*``), for
     ``timm_model.load_state_dict(torch.load(PATH))``. ViT only.
 
-Any other format for a non-ViT encoder raises :class:`CheckpointFormatError`
-naming the backbone and the formats that fit it. The backbone is recognised
+Any other format for a non-ViT encoder (Swin, HiViT, MixMIM, BEiT / CAE,
+ResNet, ConvNeXt) raises :class:`CheckpointFormatError` naming the backbone
+and the formats that fit it. The backbone is recognised
 from the key names under ``backbone.`` (:func:`_backbone_kind`).
 
 The key renamings are in :mod:`aemim_mm.apis.key_converters` (the ViT ones
@@ -155,6 +168,14 @@ ENCODERS: Dict[str, EncoderSpec] = {
     'beit': EncoderSpec(
         'BEiT ViT (mmpretrain BEiTPretrainViT / CAEPretrainViT)', 'BEiTViT',
         ('mask_token', ), beit_pretrain_key_map, ('mmpretrain', )),
+    # SparK's sparse ConvNets subclass their classification backbone and
+    # replace layers in place (same names, nothing added)
+    'resnet': EncoderSpec(
+        'ResNet (mmpretrain SparseResNet, SparK)', 'ResNet',
+        (), _same_names, ('mmpretrain', )),
+    'convnext': EncoderSpec(
+        'ConvNeXt (mmpretrain SparseConvNeXt, SparK)', 'ConvNeXt',
+        (), _same_names, ('mmpretrain', )),
 }
 _KIND_NAMES = {k: spec.name for k, spec in ENCODERS.items()}
 # Top-level state-dict entries of pre-training algorithms that are not the
@@ -164,9 +185,14 @@ _NON_ENCODER = (
     ('head.', 'pre-training head (head.*)'),
     ('target_generator.', 'target generator / tokenizer (target_generator.*)'),
     ('teacher.', 'momentum teacher (teacher.*)'),
+    (('enc_dec_norms.', 'enc_dec_projectors.', 'mask_tokens.'),
+     'SparK decoder side (enc_dec_norms.*, enc_dec_projectors.*, '
+     'mask_tokens.*)'),
 )
 # Entries only a pre-training algorithm has (a classifier has none).
-_PRETRAINING_ENTRIES = ('neck.', 'target_generator.', 'teacher.')
+_PRETRAINING_ENTRIES = ('neck.', 'target_generator.', 'teacher.',
+                        'enc_dec_norms.', 'enc_dec_projectors.',
+                        'mask_tokens.')
 
 
 @dataclass
@@ -176,7 +202,8 @@ class EncoderExport:
     Attributes:
         src: The source checkpoint.
         kind: A key of :data:`ENCODERS` (``'vit'``, ``'timm_vit'``,
-            ``'swin'``, ``'hivit'``, ``'mixmim'``, ``'beit'``).
+            ``'swin'``, ``'hivit'``, ``'mixmim'``, ``'beit'``, ``'resnet'``,
+            ``'convnext'``).
         encoder: The clean encoder under the key names of its fine-tuning
             backbone (:attr:`target`), without the ``backbone.`` prefix.
         kept: The source ``state_dict`` keys that were kept.
@@ -291,6 +318,10 @@ def _backbone_kind(keys: Sequence[str], src: str) -> str:
                 else 'vit'
     if has(r'patch_embed\.proj\.') and has(r'blocks\.\d+\.'):
         return 'hivit' if has(r'blocks\.\d+\.reduction\.') else 'timm_vit'
+    if has(r'(conv1\.|stem\.)') and has(r'layer1\.\d+\.conv1\.'):
+        return 'resnet'
+    if has(r'downsample_layers\.\d+\.') and has(r'stages\.\d+\.\d+\.'):
+        return 'convnext'
     raise CheckpointFormatError(
         f'{src} is not a MAE-style pre-training checkpoint: expected encoder '
         "weights under 'backbone.' with 'backbone.patch_embed.projection.*' "
@@ -298,7 +329,10 @@ def _backbone_kind(keys: Sequence[str], src: str) -> str:
         "'backbone.stages.N.*' (SimMIM Swin) or 'backbone.layers.N.blocks.*' "
         "(MixMIM), or 'backbone.patch_embed.proj.*' plus "
         "'backbone.blocks.N.*' (TimmMAEViT; HiViT with "
-        "'blocks.N.reduction.*'); found key groups "
+        "'blocks.N.reduction.*'), or 'backbone.conv1.*' plus "
+        "'backbone.layer1.N.*' (SparK's SparseResNet), or "
+        "'backbone.downsample_layers.N.*' plus 'backbone.stages.N.M.*' "
+        "(SparK's SparseConvNeXt); found key groups "
         f'{[g for g, _ in _groups(list(keys))][:12]}.')
 
 
@@ -358,9 +392,71 @@ def _hivit_blocks(encoder: Mapping[str, torch.Tensor]) -> str:
     return ','.join(str(d) for d in depths + [count])
 
 
+#: mmpretrain ``ResNet``'s ``arch_settings``: (block, blocks per stage) ->
+#: depth.
+_RESNET_DEPTHS = {
+    ('BasicBlock', '2,2,2,2'): 18, ('BasicBlock', '3,4,6,3'): 34,
+    ('Bottleneck', '3,4,6,3'): 50, ('Bottleneck', '3,4,23,3'): 101,
+    ('Bottleneck', '3,8,36,3'): 152,
+}
+
+
+def _resnet_arch(encoder: Mapping[str, torch.Tensor]
+                 ) -> Dict[str, Union[int, str]]:
+    """``depth`` (where the blocks fit one of ``ResNet``'s), block type,
+    blocks per stage, stem and base widths, deep stem."""
+    blocks = _stage_depths(encoder, r'layer(\d+)\.(\d+)\.')
+    block = ('Bottleneck' if any(re.match(r'layer\d+\.\d+\.conv3\.', k)
+                                 for k in encoder) else 'BasicBlock')
+    deep_stem = any(k.startswith('stem.') for k in encoder)
+    if deep_stem:     # three convolutions, the last one stem_channels wide
+        convs = sorted((k for k in encoder
+                        if re.match(r'stem\.\d+\.(.+\.)?weight$', k)
+                        and encoder[k].dim() == 4),
+                       key=lambda k: int(k.split('.')[1]))
+        stem_channels = int(encoder[convs[-1]].shape[0])
+    else:
+        stem_channels = int(encoder['conv1.weight'].shape[0])
+    arch: Dict[str, Union[int, str]] = {}
+    depth = _RESNET_DEPTHS.get((block, blocks))
+    if depth is not None:
+        arch['depth'] = depth
+    arch.update(
+        block=block,
+        stage_blocks=blocks,
+        num_stages=len(blocks.split(',')),
+        stem_channels=stem_channels,
+        base_channels=int(encoder['layer1.0.conv1.weight'].shape[0]),
+        deep_stem=int(deep_stem))
+    return arch
+
+
+def _convnext_arch(encoder: Mapping[str, torch.Tensor]
+                   ) -> Dict[str, Union[int, str]]:
+    """Blocks and channels per stage, stem patch size, layer scale, GRN,
+    linear point-wise convolutions."""
+    depths = _stage_depths(encoder, r'stages\.(\d+)\.(\d+)\.')
+    channels = ','.join(
+        str(int(encoder[f'stages.{s}.0.depthwise_conv.weight'].shape[0]))
+        for s in range(len(depths.split(','))))
+    return dict(
+        depths=depths,
+        channels=channels,
+        stem_patch_size=int(
+            encoder['downsample_layers.0.0.weight'].shape[-1]),
+        layer_scale=int('stages.0.0.gamma' in encoder),
+        use_grn=int(any(k.startswith('stages.0.0.grn.') for k in encoder)),
+        linear_pw_conv=int(
+            encoder['stages.0.0.pointwise_conv1.weight'].dim() == 2))
+
+
 def _infer_arch(kind: str,
                 encoder: Mapping[str, torch.Tensor]) -> Dict[str, int]:
     """Architecture facts read off the weights (for meta and the report)."""
+    if kind == 'resnet':
+        return _resnet_arch(encoder)
+    if kind == 'convnext':
+        return _convnext_arch(encoder)
     if kind in ('swin', 'mixmim'):
         stage = 'stages' if kind == 'swin' else 'layers'
         depths = _stage_depths(encoder, stage + r'\.(\d+)\.blocks\.(\d+)\.')
@@ -563,7 +659,7 @@ def export_encoder(src: PathLike,
         CheckpointFormatError: If ``src`` is not a MIM pre-training
             checkpoint, or a format does not fit its backbone (``'det'`` /
             ``'timm'`` for anything but a ViT: Swin, HiViT, MixMIM, BEiT /
-            CAE); nothing is written then.
+            CAE, ResNet, ConvNeXt); nothing is written then.
         aemim_mm.utils.safe_load.UnsafeCheckpointError: If ``src`` holds
             pickled objects outside the ``weights_only`` allow-list.
     """

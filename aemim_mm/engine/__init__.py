@@ -1,11 +1,13 @@
 """Engine: mmengine hooks and the AEMIM model wrapper for DDP."""
 from .hooks import (FeatureDistancePGDHook, LossCurveHook,
-                    ReproducibleRandomnessHook, SkipCounterHook,
-                    derive_sample_seed, get_rng_state, set_rng_state)
+                    ReproducibleRandomnessHook, RNGStateCheckpointHook,
+                    SampleSeedHook, SkipCounterHook, derive_sample_seed,
+                    get_rng_state, set_rng_state)
 from .model_wrappers import AEMIMDistributedDataParallel
 
 __all__ = [
     'FeatureDistancePGDHook', 'LossCurveHook', 'ReproducibleRandomnessHook',
-    'SkipCounterHook', 'derive_sample_seed', 'get_rng_state',
-    'set_rng_state', 'AEMIMDistributedDataParallel'
+    'RNGStateCheckpointHook', 'SampleSeedHook', 'SkipCounterHook',
+    'derive_sample_seed', 'get_rng_state', 'set_rng_state',
+    'AEMIMDistributedDataParallel'
 ]

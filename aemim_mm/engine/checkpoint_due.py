@@ -1,7 +1,7 @@
 """Whether a ``CheckpointHook`` of the runner saves after this iteration.
 
 The rule of mmengine's ``CheckpointHook``, asked by another hook in
-``after_train_iter`` (:class:`~aemim_mm.engine.ReproducibleRandomnessHook`
+``after_train_iter`` (:class:`~aemim_mm.engine.RNGStateCheckpointHook`
 gathers every rank's RNG state only then).
 """
 from mmengine.hooks import CheckpointHook

@@ -5,7 +5,7 @@ and on resume re-draws the finished iterations' batches first, so a hook
 cannot act right before a given batch is drawn. :class:`FetchCallbackIterator`
 counts the batches drawn in this process and calls ``before_fetch(n)``
 right before batch number ``n`` (0-based) is drawn;
-:class:`~aemim_mm.engine.ReproducibleRandomnessHook` restores the random
+:class:`~aemim_mm.engine.RNGStateCheckpointHook` restores the random
 generators there.
 """
 from typing import Any, Callable, Iterator

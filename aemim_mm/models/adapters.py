@@ -9,12 +9,20 @@ adversarial ones live under names of their own, all starting with ``adv_``:
 adapter                   clean (original key)                   adversarial (dropped later)
 ========================  =====================================  ==========================
 ``'ln'`` (default)        ``backbone.layers.0.ln1.weight``       ``backbone.layers.0.ln1.adv_weight``
+``'bn'``                  ``backbone.bn1.weight``,               ``backbone.bn1.adv_weight``,
+                          ``backbone.bn1.running_mean``, ...     ``backbone.bn1.adv_running_mean``, ...
+``'norm'``                both of the above                      both of the above
 ``'cls_token'``           ``backbone.cls_token``                 ``backbone.adv_cls_token``
 ``'none'`` (ablation)     everything shared                      nothing
 ========================  =====================================  ==========================
 
+``'bn'`` splits BatchNorms (AdvProp's auxiliary BatchNorm): separate affine
+parameters AND running statistics (:mod:`~aemim_mm.models.split_norm`).
+With ``'none'`` one BatchNorm sees both kinds of batches, so its running
+statistics mix clean and adversarial ones.
+
 Dropping every key whose leaf name starts with ``adv_`` therefore leaves a
-plain MAE / SimMIM checkpoint. The names still match mmpretrain's optimiser
+plain MAE / SimMIM / SparK checkpoint. The names still match mmpretrain's optimiser
 rules: ``adv_weight`` of a ``ln`` layer contains ``ln``, ``adv_bias`` contains
 ``bias`` and ``adv_cls_token`` contains ``cls_token``.
 
@@ -28,11 +36,17 @@ from typing import Iterator, List, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
 
 from mmpretrain.registry import MODELS
+from .split_norm import (SPLIT_BATCH_NORMS, SPLIT_LAYER_NORMS,
+                         add_adversarial_twins, is_split_norm, norm_route,
+                         splits_batch_norm,
+                         reset_adversarial_twins, set_norm_route)
 
-#: The adapter choices of the paper (Table 8c).
-ADAPTERS = ('ln', 'cls_token', 'none')
+#: The adapter choices: the paper's (Table 8c) and AdvProp's split BatchNorm
+#: (``'bn'``; ``'norm'``: LayerNorms and BatchNorms).
+ADAPTERS = ('ln', 'bn', 'norm', 'cls_token', 'none')
 #: The two routes a forward can take.
 ROUTES = ('clean', 'adv')
 #: Leaf-name prefix of every adversarial parameter.
@@ -114,8 +128,11 @@ def convert_adapters(model: nn.Module,
     Args:
         model: The auto-encoder (e.g. an mmpretrain ``MAE``).
         adapter: ``'ln'`` swaps every :class:`torch.nn.LayerNorm` for an
-            :class:`AdapterLayerNorm`; ``'cls_token'`` adds an ``adv_cls_token``
-            beside each ``cls_token`` parameter; ``'none'`` changes nothing.
+            :class:`AdapterLayerNorm` (and splits SparK's sparse 2-D
+            LayerNorm); ``'bn'`` splits every BatchNorm (parameters and
+            running statistics); ``'norm'`` does both; ``'cls_token'`` adds
+            an ``adv_cls_token`` beside each ``cls_token`` parameter;
+            ``'none'`` changes nothing.
         scope: Names of ``model``'s children to convert (encoder and decoder
             by default).
 
@@ -124,8 +141,9 @@ def convert_adapters(model: nn.Module,
 
     Raises:
         ValueError: On an unknown ``adapter`` or ``scope`` entry, when the
-            scope holds nothing to adapt, or (``'ln'``) a LayerNorm subclass
-            with a ``forward`` of its own.
+            scope holds nothing to adapt, or a normalisation layer the
+            adapter would have to split but cannot (its type and the
+            supported ones are named).
     """
     if adapter not in ADAPTERS:
         raise ValueError(f'adapter must be one of {ADAPTERS}, got {adapter!r}.')
@@ -142,31 +160,66 @@ def convert_adapters(model: nn.Module,
         root = children[scope_name]
         for name, module in list(root.named_modules()):
             qualified = f'{scope_name}.{name}' if name else scope_name
-            if adapter == 'ln':
-                for child_name, child in list(module.named_children()):
-                    if (isinstance(child, nn.LayerNorm)
-                            and not isinstance(child, AdapterLayerNorm)):
-                        _check_plain_layer_norm(
-                            child, f'{qualified}.{child_name}')
-                        setattr(module, child_name,
-                                AdapterLayerNorm.from_layer_norm(child))
-                        converted.append(f'{qualified}.{child_name}')
-            elif isinstance(module._parameters.get('cls_token'),
-                            nn.Parameter):
-                module.register_parameter(
-                    ADV_PREFIX + 'cls_token',
-                    nn.Parameter(module.cls_token.detach().clone()))
-                # A plain reference (not a registered parameter) to the clean
-                # token, so a route can always restore it.
-                module.__dict__[_CLEAN_TOKEN] = module.cls_token
-                converted.append(f'{qualified}.cls_token')
+            if adapter == 'cls_token':
+                if isinstance(module._parameters.get('cls_token'),
+                              nn.Parameter):
+                    module.register_parameter(
+                        ADV_PREFIX + 'cls_token',
+                        nn.Parameter(module.cls_token.detach().clone()))
+                    # A plain reference (not a registered parameter) to the
+                    # clean token, so a route can always restore it.
+                    module.__dict__[_CLEAN_TOKEN] = module.cls_token
+                    converted.append(f'{qualified}.cls_token')
+                continue
+            for child_name, child in list(module.named_children()):
+                child_qualified = f'{qualified}.{child_name}'
+                if _split_child(module, child_name, child, adapter,
+                                child_qualified):
+                    converted.append(child_qualified)
     if not converted:
-        what = ('nn.LayerNorm layers' if adapter == 'ln' else
-                'a `cls_token` parameter')
+        what = {'ln': 'nn.LayerNorm layers', 'bn': 'BatchNorm layers',
+                'norm': 'LayerNorm or BatchNorm layers',
+                'cls_token': 'a `cls_token` parameter'}[adapter]
         raise ValueError(
             f'adapter={adapter!r} found no {what} in adapter_scope={tuple(scope)}'
             f' of {type(model).__name__}; use another adapter or scope.')
     return converted
+
+
+def _split_child(parent: nn.Module, name: str, child: nn.Module,
+                 adapter: str, qualified: str) -> bool:
+    """Give ``parent.name`` its adversarial twin if ``adapter`` splits its
+    kind of layer; whether it did."""
+    if is_split_norm(child) or isinstance(child, AdapterLayerNorm):
+        return False
+    if adapter in ('ln', 'norm') and isinstance(child, nn.LayerNorm):
+        if type(child) in SPLIT_LAYER_NORMS:
+            add_adversarial_twins(child)
+        else:
+            _check_plain_layer_norm(child, qualified)
+            setattr(parent, name, AdapterLayerNorm.from_layer_norm(child))
+        return True
+    if adapter in ('bn', 'norm') and isinstance(child, _NormBase):
+        if not splits_batch_norm(child):
+            raise ValueError(
+                f'adapter={adapter!r} splits {_names(SPLIT_BATCH_NORMS)}; '
+                f'{qualified} is a {type(child).__name__}, which it does not '
+                'split. Leave its module out of adapter_scope or use '
+                "adapter='none' (one shared layer).")
+        add_adversarial_twins(child)
+        return True
+    if adapter == 'norm' and isinstance(child, nn.GroupNorm):
+        raise ValueError(
+            f"adapter='norm' splits "
+            f'{_names(SPLIT_BATCH_NORMS + (nn.LayerNorm, ) + SPLIT_LAYER_NORMS)}'
+            f'; {qualified} is a {type(child).__name__}, which it does not '
+            "split. Leave its module out of adapter_scope or use "
+            "adapter='none' (one shared layer).")
+    return False
+
+
+def _names(types: Sequence[type]) -> List[str]:
+    return [t.__name__ for t in types]
 
 
 def _check_plain_layer_norm(norm: nn.LayerNorm, name: str) -> None:
@@ -180,7 +233,8 @@ def _check_plain_layer_norm(norm: nn.LayerNorm, name: str) -> None:
         raise ValueError(
             f"adapter='ln' converts torch.nn.LayerNorm layers; {name} is a "
             f'{type(norm).__name__} with its own forward, which an '
-            'AdapterLayerNorm would not keep. Leave its module out of '
+            'AdapterLayerNorm would not keep (split LayerNorm subclasses: '
+            f'{_names(SPLIT_LAYER_NORMS)}). Leave its module out of '
             "adapter_scope or use adapter='cls_token' / 'none'.")
 
 
@@ -193,6 +247,8 @@ def reset_adversarial_adapters(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, AdapterLayerNorm):
             module.reset_adversarial()
+        elif is_split_norm(module):
+            reset_adversarial_twins(module)
         elif ADV_PREFIX + 'cls_token' in module._parameters:
             module.adv_cls_token.copy_(module.__dict__[_CLEAN_TOKEN])
 
@@ -212,13 +268,17 @@ def adapter_route(model: nn.Module, route: str) -> Iterator[None]:
     if route not in ROUTES:
         raise ValueError(f'route must be one of {ROUTES}, got {route!r}.')
     norms = [m for m in model.modules() if isinstance(m, AdapterLayerNorm)]
+    split = [m for m in model.modules() if is_split_norm(m)]
     token_owners = [
         m for m in model.modules() if ADV_PREFIX + 'cls_token' in m._parameters
     ]
     saved_routes = [m.route for m in norms]
+    saved_split = [norm_route(m) for m in split]
     saved_tokens = [m._parameters['cls_token'] for m in token_owners]
     for m in norms:
         m.route = route
+    for m in split:
+        set_norm_route(m, route)
     for m in token_owners:
         m._parameters['cls_token'] = (
             m._parameters[ADV_PREFIX + 'cls_token']
@@ -228,6 +288,8 @@ def adapter_route(model: nn.Module, route: str) -> Iterator[None]:
     finally:
         for m, saved in zip(norms, saved_routes):
             m.route = saved
+        for m, saved in zip(split, saved_split):
+            set_norm_route(m, saved)
         for m, saved in zip(token_owners, saved_tokens):
             m._parameters['cls_token'] = saved
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.distributed as dist
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.model.weight_init import initialize
@@ -27,8 +28,8 @@ from mmpretrain.models.selfsup import MAEViT
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from ..utils.checks import is_number
-from .adapters import (ADAPTERS, adapter_route, clean_twin_key,
-                       convert_adapters, is_adversarial_key,
+from .adapters import (ADAPTERS, adapter_route, adversarial_state_dict_keys,
+                       clean_twin_key, convert_adapters, is_adversarial_key,
                        reset_adversarial_adapters)
 from .algorithms import build_mim_interface, select_samples
 from .attack import AttackResult, feature_distance
@@ -37,6 +38,7 @@ from .patchify import patchify_as_matmul
 from .profiling import (ADVERSARIAL, ADVERSARIAL_UPDATE, ATTACK,
                         CLEAN_BACKWARD, CLEAN_FORWARD)
 from .randomness import START, SampleRandomness
+from .split_norm import frozen_running_stats, one_process_batch_norms
 
 _ALGO = 'algorithm.'
 #: mmpretrain 1.2.0 modules whose ``init_weights`` applies a ``Pretrained``
@@ -59,7 +61,10 @@ class AdversarialMIMWrapper(BaseModel):
         attack: The attack (config dict or object), by default
             :class:`~aemim_mm.models.FeatureDistancePGD` with the paper's
             settings.
-        adapter: ``'ln'`` (default), ``'cls_token'`` or ``'none'``.
+        adapter: ``'ln'`` (default), ``'bn'`` (split BatchNorms: affine
+            parameters and running statistics), ``'norm'`` (both),
+            ``'cls_token'`` or ``'none'`` (see
+            :mod:`~aemim_mm.models.adapters`).
         adapter_scope: Children of ``algorithm`` that get adapters (encoder
             and decoder by default).
         loss_ratio: lambda, the weight of the clean loss, in [0, 1].
@@ -123,8 +128,12 @@ class AdversarialMIMWrapper(BaseModel):
         #: iteration by ``ReproducibleRandomnessHook``): draws keyed by
         #: sample, the same for any split of the batch over processes.
         self.sample_seed: Optional[int] = None
+        if not (dist.is_available() and dist.is_initialized()):
+            one_process_batch_norms(algorithm)     # see split_norm
         convert_adapters(algorithm, adapter,
                          mim.adapter_scope(tuple(adapter_scope)))
+        self._adversarial_keys = adversarial_state_dict_keys(
+            algorithm.state_dict())
         # Keys as in the plain algorithm: `backbone.…`, not `algorithm.backbone.…`.
         self.register_state_dict_post_hook(_strip_algorithm_prefix)
         self.register_load_state_dict_pre_hook(_add_algorithm_prefix)
@@ -227,12 +236,14 @@ class AdversarialMIMWrapper(BaseModel):
         """Lines 5-10: the attack on ``x'`` (``x``: the samples ``idx`` of
         the batch, their masks, ``sg(E(x'^m))`` and the clean target).
 
-        Its random start is drawn per sample (``rng``); on a CPU the patch
-        embeddings run as reshape + matmul
+        Its random start is drawn per sample (``rng``); its forwards update
+        no BatchNorm running statistics (they normalise with the batch's);
+        on a CPU the patch embeddings run as reshape + matmul
         (:func:`~aemim_mm.models.patchify.patchify_as_matmul`); the attack is
         the profiler range ``aemim.attack``.
         """
-        with patchify_as_matmul(self.algorithm), record_function(ATTACK):
+        with patchify_as_matmul(self.algorithm), frozen_running_stats(
+                self.algorithm), record_function(ATTACK):
             return self.attack(
                 x, self._adv_loss(mask, target_feat, target),
                 *self.pixel_stats(x),
@@ -328,6 +339,8 @@ class AdversarialMIMWrapper(BaseModel):
                   data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
         """Images of one AEMIM step, RGB in [0, 1], (B, 3, H, W).
 
+        Its forwards update no BatchNorm running statistics.
+
         Returns:
             ``clean``, ``adversarial``, ``perturbation`` (amplified: 0.5 is
             no change, 0 and 1 are -eps and +eps) and ``reconstruction`` (the
@@ -338,13 +351,15 @@ class AdversarialMIMWrapper(BaseModel):
         target, mask = self.mim.prepare(
             inputs, data_samples, SampleRandomness(x.shape[0], x.device),
             update_state=False)
-        with torch.no_grad(), adapter_route(self, 'clean'):
-            _, feat_clean, pred = self.mim.reconstruction_loss(
-                x, mask, target)
-            recon = self.mim.reconstruct_image(pred, x, mask)
-        with torch.enable_grad(), adapter_route(self, 'adv'):
-            x_adv = self.attack(x, self._adv_loss(mask, feat_clean, target),
-                                mean, std).x_adv
+        with frozen_running_stats(self.algorithm):
+            with torch.no_grad(), adapter_route(self, 'clean'):
+                _, feat_clean, pred = self.mim.reconstruction_loss(
+                    x, mask, target)
+                recon = self.mim.reconstruct_image(pred, x, mask)
+            with torch.enable_grad(), adapter_route(self, 'adv'):
+                x_adv = self.attack(
+                    x, self._adv_loss(mask, feat_clean, target), mean,
+                    std).x_adv
 
         def to_unit(img: torch.Tensor) -> torch.Tensor:
             pixels = img * std.reshape(1, -1, 1, 1) + mean.reshape(1, -1, 1, 1)
@@ -387,11 +402,30 @@ class AdversarialMIMWrapper(BaseModel):
         after their ``init_weights``, which re-initialises some of what it
         loaded (mmpretrain 1.2.0; see :data:`PRETRAINED_OVERWRITTEN_BY`).
         """
+        self.check_adapters()
         super().init_weights()
         if not _pretrained_cfgs(self.init_cfg):
             reapply_overwritten_pretrained(self.algorithm)
             reset_adversarial_adapters(self)
 
+
+    def check_adapters(self) -> None:
+        """Raise if adversarial adapters the wrapper made are gone.
+
+        Raises:
+            RuntimeError: Naming the missing ``adv_`` entries, when something
+                replaced adapted layers after the wrapper was built.
+        """
+        present = set(adversarial_state_dict_keys(self.algorithm.state_dict()))
+        missing = [k for k in self._adversarial_keys if k not in present]
+        if missing:
+            raise RuntimeError(
+                f'{len(missing)} adversarial adapter entries of '
+                f'AdversarialMIMWrapper are gone (e.g. {missing[:3]}): a '
+                'layer was replaced after the wrapper was built (such as '
+                "mmengine's revert_sync_batchnorm on a model built under a "
+                'process group). Build the model in the process that trains '
+                'it, or convert the layers before wrapping.')
 
 @dataclass
 class CleanPass:
@@ -560,8 +594,9 @@ def _strip_algorithm_prefix(module, state_dict, prefix, local_metadata):
 def _add_algorithm_prefix(module, state_dict, prefix, *args):
     """Load pre-hook: accept plain keys (``backbone.x``) and prefixed ones.
 
-    A plain MAE / SimMIM checkpoint has no adversarial adapters: each missing
-    ``adv_*`` entry is then filled with its clean twin, the same start that
+    A plain MAE / SimMIM / SparK checkpoint has no adversarial adapters: each
+    missing ``adv_*`` entry (parameter or running statistic) is then filled
+    with its clean twin, the same start that
     :func:`~aemim_mm.models.adapters.reset_adversarial_adapters` gives.
     """
     for key in list(state_dict):
@@ -569,7 +604,9 @@ def _add_algorithm_prefix(module, state_dict, prefix, *args):
         if key.startswith(prefix) and not rest.startswith(
                 (_ALGO, 'data_preprocessor.')):
             state_dict[prefix + _ALGO + rest] = state_dict.pop(key)
-    for name, _ in module.named_parameters():
+    names = [n for n, _ in module.named_parameters()]
+    names += [n for n, _ in module.named_buffers()]
+    for name in names:
         if is_adversarial_key(name) and prefix + name not in state_dict:
             clean = prefix + clean_twin_key(name)
             if clean in state_dict:

@@ -4,7 +4,7 @@
 ``RandomState`` and torch's CPU and CUDA generators as tensors, ints, floats,
 strings and ``None`` only (so a checkpoint holding them loads with
 ``torch.load(..., weights_only=True)``); :func:`set_rng_state` puts them back.
-:class:`~aemim_mm.engine.ReproducibleRandomnessHook` stores them in
+:class:`~aemim_mm.engine.RNGStateCheckpointHook` stores them in
 checkpoints.
 """
 import logging

@@ -1,9 +1,9 @@
 """Seed derivation: one seed per training iteration, the same on every rank.
 
-:class:`~aemim_mm.engine.ReproducibleRandomnessHook` (``sample_seed=True``)
-sets the model's ``sample_seed`` to :func:`derive_sample_seed` before every
-training iteration; :mod:`aemim_mm.models.randomness` derives each sample's
-draws from it.
+:class:`~aemim_mm.engine.SampleSeedHook` (or ``ReproducibleRandomnessHook``
+with ``sample_seed=True``) sets the model's ``sample_seed`` to
+:func:`derive_sample_seed` before every training iteration;
+:mod:`aemim_mm.models.randomness` derives each sample's draws from it.
 """
 import numpy as np
 

@@ -93,7 +93,8 @@ def test_convert_cls_token_and_route_swaps_token():
 
 
 @pytest.mark.parametrize('adapter,scope,match', [
-    ('bn', ('backbone', ), 'adapter must be one of'),
+    ('batchnorm', ('backbone', ), 'adapter must be one of'),
+    ('bn', ('backbone', ), 'found no BatchNorm layers'),
     ('ln', ('decoder', ), "adapter_scope entry 'decoder'"),
     ('cls_token', ('neck', ), 'found no a `cls_token`'),
 ])

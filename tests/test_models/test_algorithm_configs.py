@@ -77,6 +77,29 @@ EXPECTED = {
     'aemim_itpn-pixel_hivit-base-p16_8xb512-amp-coslr-400e_in1k':
     ('iTPN', 'itpn/itpn-pixel_hivit-base-p16_8xb512-amp-coslr-400e_in1k.py',
      HIVIT, dict(DECODER, fpn_dim=16, fpn_depth=1), {}, {}, None),
+    'aemim_spark_sparse-resnet50_8xb512-amp-coslr-800e_in1k':
+    ('SparK', 'spark/spark_sparse-resnet50_8xb512-amp-coslr-800e_in1k.py',
+     dict(depth=18, base_channels=8, stem_channels=8), dict(feature_dim=32),
+     {}, {}, None),
+    'aemim_spark_sparse-convnext-small_16xb256-amp-coslr-800e_in1k':
+    ('SparK',
+     'spark/spark_sparse-convnext-small_16xb256-amp-coslr-800e_in1k.py',
+     dict(arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 32, 64])),
+     dict(feature_dim=32), {}, {}, None),
+}
+#: config stem -> its adapter where it is not the paper's 'ln': the
+#: ConvNets' split BatchNorms ('bn'; 'norm': BatchNorms and LayerNorms)
+ADAPTER = {
+    'aemim_spark_sparse-resnet50_8xb512-amp-coslr-800e_in1k': 'bn',
+    'aemim_spark_sparse-convnext-small_16xb256-amp-coslr-800e_in1k': 'norm',
+}
+#: config stem -> changes to the algorithm itself beside backbone / neck /
+#: head: SparK's enc_dec_norm_dim is the encoder's last width
+ALGORITHM_CHANGES = {
+    'aemim_spark_sparse-resnet50_8xb512-amp-coslr-800e_in1k':
+    dict(enc_dec_norm_dim=64),
+    'aemim_spark_sparse-convnext-small_16xb256-amp-coslr-800e_in1k':
+    dict(enc_dec_norm_dim=64),
 }
 
 
@@ -96,9 +119,10 @@ def _masked_samples(batch: int):
 
 def _row(path: Path) -> tuple:
     """The config's EXPECTED row and its AEMIM settings (standard / fast)."""
-    if path.stem.startswith('fast_'):
-        return EXPECTED[path.stem[len('fast_'):]], FAST
-    return EXPECTED[path.stem], STANDARD
+    stem = path.stem[len('fast_'):] if path.stem.startswith('fast_') \
+        else path.stem
+    settings = FAST if path.stem.startswith('fast_') else STANDARD
+    return EXPECTED[stem], dict(settings, adapter=ADAPTER.get(stem, 'ln'))
 
 
 def test_every_config_has_a_row():
@@ -139,6 +163,9 @@ def test_config_builds_and_trains_its_model_with_small_overrides(
     if neck is not None:
         algorithm['neck'].update(neck)
     algorithm['head'].update(head)
+    algorithm.update(ALGORITHM_CHANGES.get(
+        path.stem[len('fast_'):] if path.stem.startswith('fast_')
+        else path.stem, {}))
     generator = algorithm.get('target_generator')
     tokenizer_state = None
     if generator is not None and 'tokenizer_path' in generator:    # CLIP

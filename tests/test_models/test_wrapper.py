@@ -186,7 +186,7 @@ def test_unknown_algorithm_names_supported_and_interface():
     (dict(loss_ratio='0.5'), 'loss_ratio must be a number in'),
     (dict(adv_ratio=-0.1), 'adv_ratio must be a number in'),
     (dict(adv_ratio=True), 'adv_ratio must be a number in'),
-    (dict(adapter='bn'), 'adapter must be one of'),
+    (dict(adapter='batchnorm'), 'adapter must be one of'),
     (dict(adapter_scope='backbone'), 'adapter_scope must be a list'),
     (dict(adapter_scope=['decoder']), "adapter_scope entry 'decoder'"),
     (dict(attack=3), 'attack must be a config dict'),

@@ -4,11 +4,14 @@ from .loss_curve_hook import LossCurveHook
 from .reproducibility_hook import (ReproducibleRandomnessHook,
                                    derive_sample_seed, get_rng_state,
                                    set_rng_state)
+from .rng_state_hook import RNGStateCheckpointHook
+from .sample_seed_hook import SampleSeedHook
 from .schedules import ParamSchedule
 from .skip_counter_hook import SkipCounterHook
 
 __all__ = [
     'FeatureDistancePGDHook', 'AttackImageGridHook', 'VIS_KEYS',
     'LossCurveHook', 'ParamSchedule', 'ReproducibleRandomnessHook',
-    'SkipCounterHook', 'derive_sample_seed', 'get_rng_state', 'set_rng_state'
+    'RNGStateCheckpointHook', 'SampleSeedHook', 'SkipCounterHook',
+    'derive_sample_seed', 'get_rng_state', 'set_rng_state'
 ]

@@ -5,7 +5,8 @@
 ``MAEViT`` / ``TimmMAEViT`` / ``MAEHiViT``, MFF, EVA, MILAN, iTPN pixel);
 ``mixmim`` MixMIM (one mask per batch, mixing pairs of images);
 ``pipeline_mask`` and ``simmim`` those whose mask comes with the data
-(MaskFeat, BEiT v1 / v2, CAE, iTPN's CLIP variant; SimMIM).
+(MaskFeat, BEiT v1 / v2, CAE, iTPN's CLIP variant; SimMIM); ``spark``
+SparK (sparse ConvNets, the mask in ``SparseHelper``).
 """
 from .base import (INTERFACE_HELP, MIMInterface, build_mim_interface,
                    check_backbone, register_mim_interface, select_samples,
@@ -17,6 +18,7 @@ from .pipeline_mask import (BEiTInterface, CAEInterface, DataMaskInterface,
                             MaskFeatInterface, iTPNCLIPInterface)
 from .mixmim import MixMIMInterface
 from .simmim import SimMIMInterface
+from .spark import SparKInterface
 
 __all__ = [
     'INTERFACE_HELP', 'MIMInterface', 'build_mim_interface', 'check_backbone',
@@ -24,5 +26,5 @@ __all__ = [
     'NoiseMaskInterface', 'MAEInterface', 'MFFInterface', 'EVAInterface',
     'MILANInterface', 'iTPNInterface', 'noise_order', 'SimMIMInterface',
     'DataMaskInterface', 'MaskFeatInterface', 'BEiTInterface', 'CAEInterface',
-    'iTPNCLIPInterface', 'MixMIMInterface'
+    'iTPNCLIPInterface', 'MixMIMInterface', 'SparKInterface'
 ]

@@ -17,7 +17,7 @@ from mmengine.dist import master_only
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from ..utils.checks import is_number
+from aemim_mm.utils.checks import is_number
 
 
 def _check_file_name(owner: str, field: str, value: str) -> None:

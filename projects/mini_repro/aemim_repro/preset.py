@@ -152,7 +152,7 @@ def validate_preset(preset: Dict[str, Any]) -> Dict[str, Any]:
     corr = ev['corruption']
     _int(corr['per_class'], 'evaluate.corruption.per_class', 1, True)
     if corr['corruptions'] is not None:
-        from .. evaluation.corruption import corruption_names
+        from aemim_mm.evaluation.corruption import corruption_names
         names = corruption_names('all')
         if (not isinstance(corr['corruptions'], (list, tuple))
                 or not corr['corruptions']

@@ -9,7 +9,7 @@
 * ``accuracy_vs_eps.png`` (and ``accuracy_vs_eps_linprobe.png``): top-1
   against the FGSM / PGD budget, one curve per encoder (the paper's Fig. 3).
 
-The numbers (mean / std over seeds) come from :mod:`aemim_mm.repro.stats`;
+The numbers (mean / std over seeds) come from :mod:`aemim_repro.stats`;
 the figures are drawn by :mod:`aemim_mm.visualization`.
 """
 import json
@@ -20,8 +20,9 @@ import platform
 import time
 from typing import Any, Dict, List, Sequence
 
-from ..visualization.loss_plot import \
+from aemim_mm.visualization.loss_plot import \
     plot_loss_curves_by_method as _plot_loss_curves_by_method
+
 from .preset import METHOD_LABELS
 # The statistics live in :mod:`.stats`; imported from here as before.
 from .stats import aggregate, encoder_label, stat  # noqa: F401
@@ -180,7 +181,7 @@ def write_report(preset: Dict[str, Any], out_dir: str,
     Returns:
         The JSON content.
     """
-    from ..visualization.accuracy_vs_eps import plot_accuracy_vs_eps
+    from aemim_mm.visualization.accuracy_vs_eps import plot_accuracy_vs_eps
     robust_on = list(preset['evaluate']['robustness_on'])
     agg = aggregate(results, robust_on)
     methods = list(preset['methods'])

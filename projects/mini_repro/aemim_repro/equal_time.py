@@ -12,7 +12,7 @@ method, on the same data, seed and machine:
    iterations, times the iterations per epoch;
 2. **pre-train** with the config's own recipe, its schedule resized to the
    epochs that fit the budget (``floor(budget / seconds per epoch)``, the
-   config's warm-up share kept); :class:`~aemim_mm.repro.hooks.TimeBudgetHook`
+   config's warm-up share kept); :class:`~aemim_repro.hooks.TimeBudgetHook`
    ends the run at an epoch boundary if it would still overrun, and says so;
 3. **export** the clean encoder, **linear probe** it (the CIFAR-10
    linear-probe config, shortened), and measure clean top-1 on the test split
@@ -164,7 +164,7 @@ def pretrain(method: str, work_dir: str, data_root: str,
 def downstream(checkpoint: str, work_dir: str, data_root: str,
                settings: Dict[str, Any], seed: int) -> Dict[str, Any]:
     """Export, linear probe, clean top-1 and FGSM / PGD of one encoder."""
-    from ..apis.export import export_encoder
+    from aemim_mm.apis.export import export_encoder
     encoder = osp.join(work_dir, 'encoder_mmpretrain.pth')
     export_encoder(checkpoint, formats=['mmpretrain'],
                    paths={'mmpretrain': encoder})
@@ -222,8 +222,8 @@ def plot(result: Dict[str, Any], out_file: str) -> str:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..visualization.accuracy_vs_eps import draw_accuracy_vs_eps
-    from ..visualization.loss_plot import moving_average
+    from aemim_mm.visualization.accuracy_vs_eps import draw_accuracy_vs_eps
+    from aemim_mm.visualization.loss_plot import moving_average
     fig = Figure(figsize=(15, 4.5), dpi=100)
     FigureCanvasAgg(fig)
     ax_loss, ax_fgsm, ax_pgd = fig.subplots(1, 3)
@@ -294,8 +294,8 @@ def run_equal_time(out_dir: str, work_dir: str, data_root: str,
         RuntimeError: If less than ``min_pretrain_s`` per method is left for
             pre-training after the calibration.
     """
-    from ..evaluation.corruption import list_class_images
-    from ..evaluation.progress import format_seconds
+    from aemim_mm.evaluation.corruption import list_class_images
+    from aemim_mm.evaluation.progress import format_seconds
     start = time.monotonic()
     os.makedirs(out_dir, exist_ok=True)
     json_path = osp.join(out_dir, 'equal_time.json')

@@ -26,7 +26,8 @@ import shutil
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from ..evaluation.progress import format_seconds
+from aemim_mm.evaluation.progress import format_seconds
+
 from . import stages
 
 #: Rough cost of an image-epoch of each pre-training method relative to MAE
@@ -146,7 +147,7 @@ def run_pipeline(preset: Dict[str, Any], out_dir: str,
     """Run (or continue) the whole mini-reproduction, then write the report.
 
     Args:
-        preset: A checked preset (:func:`~aemim_mm.repro.preset.load_preset`).
+        preset: A checked preset (:func:`~aemim_repro.preset.load_preset`).
         out_dir: Output folder (see the module doc).
         data_root: Prepared CIFAR-10 (``train/``, ``test/``); default: the
             preset's ``data.root``, ``$CIFAR10_ROOT`` or ``data/cifar10``
@@ -257,7 +258,7 @@ def _downstream(runner: StageRunner, preset: Dict[str, Any], enc: str,
                 seed: int, seed_dir: str, data_dir: str, test_dir: str,
                 corr_dir: str, pre: Dict[str, Any],
                 w: dict) -> Dict[str, Any]:
-    from ..apis.export import export_encoder
+    from aemim_mm.apis.export import export_encoder
 
     def export(folder: str) -> dict:
         path = osp.join(folder, 'encoder_mmpretrain.pth')

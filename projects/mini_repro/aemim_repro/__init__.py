@@ -1,9 +1,11 @@
 """Mini-reproduction: MAE vs Fast AEMIM vs AEMIM on CIFAR-10.
 
-``tools/mini_repro.py`` runs :func:`run_pipeline` with a preset of
-``configs/mini_repro/`` (see ``docs/mini_repro.md``). Importing this package
-registers :class:`~aemim_mm.repro.hooks.EpochTimeHook` and
-:class:`~aemim_mm.repro.hooks.TimeBudgetHook` in mmpretrain's ``HOOKS``.
+A project beside the ``aemim_mm`` package (``projects/mini_repro/``, not
+installed by ``setup.py``; the tools put ``projects/mini_repro`` on
+``sys.path``). ``tools/mini_repro.py`` runs :func:`run_pipeline` with a
+preset of ``configs/mini_repro/`` (see ``docs/mini_repro.md``). Importing
+this package registers :class:`~aemim_repro.hooks.EpochTimeHook` and
+:class:`~aemim_repro.hooks.TimeBudgetHook` in mmpretrain's ``HOOKS``.
 """
 from .hooks import EpochTimeHook, TimeBudgetHook
 from .pipeline import encoders, run_pipeline

@@ -3,7 +3,7 @@
 :func:`stat` is the mean and sample standard deviation of one quantity;
 :func:`aggregate` applies it to every metric and wall time of every encoder;
 :func:`encoder_label` names an encoder (also in the tables of
-:mod:`aemim_mm.repro.report`).
+:mod:`aemim_repro.report`).
 """
 import math
 from typing import Any, Dict, List, Optional, Sequence

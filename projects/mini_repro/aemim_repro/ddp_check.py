@@ -30,7 +30,7 @@ def build_model(config: str, overrides: Optional[dict], device: str):
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
 
-    from ..utils.cli import init_weights_quietly
+    from aemim_mm.utils.cli import init_weights_quietly
     init_default_scope('mmpretrain')
     cfg = Config.fromfile(config)
     if overrides:
@@ -67,8 +67,8 @@ def run_ddp_check(config: str, backend: str, device: str, steps: int = 3,
     """
     from mmengine.optim import OptimWrapper
 
-    from ..benchmark.timing import make_batch
-    from ..engine.model_wrappers import AEMIMDistributedDataParallel
+    from aemim_mm.benchmark.timing import make_batch
+    from aemim_mm.engine.model_wrappers import AEMIMDistributedDataParallel
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.manual_seed(seed)
     plain = build_model(config, overrides, device)

@@ -2,7 +2,7 @@
 
 Every stage builds on the project's parts: the CIFAR-10 pre-training configs
 through mmengine's ``Runner`` (with ``LossCurveHook`` and
-:class:`~aemim_mm.repro.hooks.EpochTimeHook` added as ``custom_hooks``),
+:class:`~aemim_repro.hooks.EpochTimeHook` added as ``custom_hooks``),
 :func:`aemim_mm.apis.export.export_encoder`, the CIFAR-10 fine-tuning and
 linear-probe configs, and :mod:`aemim_mm.evaluation` (clean top-1,
 CIFAR-10-C-like corruptions, FGSM / PGD with ART). The preset only changes
@@ -15,8 +15,9 @@ import os.path as osp
 import shutil
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..datasets import cifar10_archive
-from ..utils.config_fixes import enable_amp, strip_collate_scope
+from aemim_mm.datasets import cifar10_archive
+from aemim_mm.utils.config_fixes import enable_amp, strip_collate_scope
+
 from .preset import FINETUNE_CONFIG, LINPROBE_CONFIG, METHOD_CONFIGS
 
 _STAGE_IDS = itertools.count()  # see _common
@@ -55,7 +56,7 @@ def check_data_source(root: str, is_default: bool) -> None:
 
 def _copy_split(src: str, dst: str, per_class: Optional[int]) -> int:
     """Copy the first ``per_class`` images of each class (symlink all)."""
-    from ..evaluation.corruption import list_class_images
+    from aemim_mm.evaluation.corruption import list_class_images
     if osp.islink(dst) or osp.isfile(dst):
         os.remove(dst)  # left by a killed run
     elif osp.isdir(dst):
@@ -91,7 +92,7 @@ def make_data(folder: str, source: str, is_default: bool,
 def make_corruptions(folder: str, test_dir: str,
                      corruption: Dict[str, Any]) -> Dict[str, Any]:
     """The CIFAR-10-C-like set of the test subset (imagecorruptions)."""
-    from ..evaluation.corruption import make_corrupted_set
+    from aemim_mm.evaluation.corruption import make_corrupted_set
     meta = make_corrupted_set(
         test_dir, folder, corruptions=corruption['corruptions'],
         severities=corruption['severities'],
@@ -255,9 +256,10 @@ def evaluate_classifier(cfg, checkpoint: str, test_dir: str,
     (:func:`attack_accuracies`)."""
     import torch
 
-    from ..evaluation.inference import (build_dataset, evaluate,
-                                        load_classifier, test_pipeline)
-    from ..evaluation.ood import evaluate_corruption_grid, find_corruptions
+    from aemim_mm.evaluation.inference import (build_dataset, evaluate,
+                                               load_classifier, test_pipeline)
+    from aemim_mm.evaluation.ood import (evaluate_corruption_grid,
+                                         find_corruptions)
     ev = preset['evaluate']
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     if cfg.get('data_preprocessor') is not None:
@@ -310,7 +312,8 @@ def attack_accuracies(model, dataset, adv: Dict[str, Any], num_workers: int,
     """
     from torch.utils.data import Subset
 
-    from ..evaluation.adversarial import evaluate_attacks, subset_indices
+    from aemim_mm.evaluation.adversarial import (evaluate_attacks,
+                                                 subset_indices)
     subset = Subset(dataset, subset_indices(len(dataset),
                                             adv['num_samples'], seed=0))
     attacks = evaluate_attacks(
