@@ -144,8 +144,8 @@ def run(cmd, env: Dict[str, str]) -> str:
     return out
 
 
-#: The hooks of the 1-process run with ``hooks='split'``: the two hooks of
-#: issue 19 instead of the compatibility class ``ReproducibleRandomnessHook``.
+#: The hooks of the 1-process run with ``hooks='split'``: the two hooks that
+#: ``ReproducibleRandomnessHook`` forwards to, listed instead of it.
 SPLIT_HOOKS = ('[dict(type="RNGStateCheckpointHook"), '
                'dict(type="SampleSeedHook"), dict(type="LossDumpHook")]')
 

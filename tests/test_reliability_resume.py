@@ -15,8 +15,8 @@ the attack's random start.
 * the same resume without :class:`ReproducibleRandomnessHook` gives other
   losses, so the comparison can fail;
 * the resume also works with :class:`RNGStateCheckpointHook` alone (the
-  hook that ``ReproducibleRandomnessHook`` forwards to since issue 19): run B
-  killed and resumed with it equals run A, run with the compatibility class.
+  hook that ``ReproducibleRandomnessHook`` forwards to): run B killed and
+  resumed with it equals run A, run with the compatibility class.
 
 Every iteration's log vars are written at full precision by a test-only hook
 (``LossDumpHook``), one JSON line per iteration and process.
@@ -623,11 +623,11 @@ def test_hook_gathers_only_for_checkpoints(monkeypatch: pytest.MonkeyPatch,
                                            kind: str) -> None:
     """With several processes, the states are gathered only after the
     iterations a CheckpointHook saves, and each checkpoint holds the states
-    of the end of its iteration, as before (2 processes simulated: the
+    of the end of its iteration (2 processes simulated: the
     gather returns this process's state twice)."""
     from mmengine.runner import Runner
 
-    # the job (and its collectives) live in rng_state_hook since issue 19
+    # the job (and its collectives) live in rng_state_hook
     from aemim_mm.engine.hooks import rng_state_hook as module
     from aemim_mm.engine.hooks.reproducibility_hook import RNG_STATE_KEY
     from aemim_mm.utils.safe_load import safe_load

@@ -23,18 +23,10 @@ under DDP a ``SyncBatchNorm`` synchronises the batch statistics of the route
 that runs, and only that route's running statistics move.
 :func:`frozen_running_stats` runs forwards on batch statistics without
 updating any running statistics (the attack's steps, visualisation).
-
-In one process, :func:`one_process_batch_norms` turns SyncBatchNorms into
-their one-process equivalents before they are split, so that mmengine's
-``Runner`` (which replaces every SyncBatchNorm of a non-distributed model by
-a new ``_BatchNormXd``, without twins and without SparK's sparse forward)
-finds none to replace.
 """
 from contextlib import contextmanager
 from typing import Dict, Iterator, Tuple
 
-import torch.distributed as dist
-from mmengine.model import revert_sync_batchnorm
 from mmengine.model.utils import _BatchNormXd
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
@@ -148,6 +140,23 @@ def set_norm_route(norm: nn.Module, route: str) -> None:
 
 
 @contextmanager
+def eval_norms(model: nn.Module) -> Iterator[None]:
+    """Inside the block, every BatchNorm-like layer of ``model`` (BatchNorm,
+    SyncBatchNorm, InstanceNorm) runs in eval mode: it normalises with the
+    running statistics of its route, updates none and does not
+    synchronise."""
+    norms = [m for m in model.modules()
+             if isinstance(m, _NormBase) and m.training]
+    for m in norms:
+        m.train(False)
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.train(True)
+
+
+@contextmanager
 def frozen_running_stats(model: nn.Module) -> Iterator[None]:
     """Inside the block, BatchNorms in training mode normalise with batch
     statistics and update no running statistics (of either route)."""
@@ -163,43 +172,3 @@ def frozen_running_stats(model: nn.Module) -> Iterator[None]:
         for m in norms:
             m.track_running_stats = True
 
-
-def one_process_batch_norms(model: nn.Module) -> int:
-    """Replace ``model``'s SyncBatchNorms by what they compute in one
-    process, in place: SparK's ``SparseSyncBatchNorm2d`` by a
-    ``SparseBatchNorm2d``, any other by mmengine's ``_BatchNormXd``
-    (``revert_sync_batchnorm``). Parameters and statistics are kept (the
-    same tensors).
-
-    Without a process group a SyncBatchNorm normalises like a BatchNorm, so
-    the results do not change.
-
-    Returns:
-        How many layers were replaced.
-
-    Raises:
-        RuntimeError: If a process group is initialised (the layers then
-            synchronise and must stay).
-    """
-    if dist.is_available() and dist.is_initialized():
-        raise RuntimeError('one_process_batch_norms: a process group is '
-                           'initialised; its SyncBatchNorms must stay.')
-    count = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is SparseSyncBatchNorm2d:
-                parent.add_module(name, _as_sparse_batch_norm(child))
-                count += 1
-            elif isinstance(child, nn.SyncBatchNorm):
-                count += 1
-    revert_sync_batchnorm(model)    # in place below the root
-    return count
-
-
-def _as_sparse_batch_norm(sync: nn.SyncBatchNorm) -> nn.Module:
-    norm = SparseBatchNorm2d(sync.num_features, sync.eps, sync.momentum,
-                             sync.affine, sync.track_running_stats)
-    norm._parameters.update(sync._parameters)
-    norm._buffers.update(sync._buffers)
-    norm.train(sync.training)
-    return norm

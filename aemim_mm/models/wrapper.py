@@ -38,7 +38,9 @@ from .patchify import patchify_as_matmul
 from .profiling import (ADVERSARIAL, ADVERSARIAL_UPDATE, ATTACK,
                         CLEAN_BACKWARD, CLEAN_FORWARD)
 from .randomness import START, SampleRandomness
-from .split_norm import frozen_running_stats, one_process_batch_norms
+from .split_norm import eval_norms, frozen_running_stats
+from .sync_batch_norm import (check_equal_adversarial_forwards,
+                              one_process_batch_norms)
 
 _ALGO = 'algorithm.'
 #: mmpretrain 1.2.0 modules whose ``init_weights`` applies a ``Pretrained``
@@ -129,7 +131,7 @@ class AdversarialMIMWrapper(BaseModel):
         #: sample, the same for any split of the batch over processes.
         self.sample_seed: Optional[int] = None
         if not (dist.is_available() and dist.is_initialized()):
-            one_process_batch_norms(algorithm)     # see split_norm
+            one_process_batch_norms(algorithm)     # see sync_batch_norm
         convert_adapters(algorithm, adapter,
                          mim.adapter_scope(tuple(adapter_scope)))
         self._adversarial_keys = adversarial_state_dict_keys(
@@ -339,7 +341,8 @@ class AdversarialMIMWrapper(BaseModel):
                   data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
         """Images of one AEMIM step, RGB in [0, 1], (B, 3, H, W).
 
-        Its forwards update no BatchNorm running statistics.
+        Its BatchNorms run in eval mode (each route's running statistics; no
+        update, no synchronisation: rank 0 alone may call it).
 
         Returns:
             ``clean``, ``adversarial``, ``perturbation`` (amplified: 0.5 is
@@ -351,7 +354,7 @@ class AdversarialMIMWrapper(BaseModel):
         target, mask = self.mim.prepare(
             inputs, data_samples, SampleRandomness(x.shape[0], x.device),
             update_state=False)
-        with frozen_running_stats(self.algorithm):
+        with eval_norms(self.algorithm):
             with torch.no_grad(), adapter_route(self, 'clean'):
                 _, feat_clean, pred = self.mim.reconstruction_loss(
                     x, mask, target)
@@ -408,7 +411,6 @@ class AdversarialMIMWrapper(BaseModel):
             reapply_overwritten_pretrained(self.algorithm)
             reset_adversarial_adapters(self)
 
-
     def check_adapters(self) -> None:
         """Raise if adversarial adapters the wrapper made are gone.
 
@@ -424,8 +426,10 @@ class AdversarialMIMWrapper(BaseModel):
                 f'AdversarialMIMWrapper are gone (e.g. {missing[:3]}): a '
                 'layer was replaced after the wrapper was built (such as '
                 "mmengine's revert_sync_batchnorm on a model built under a "
-                'process group). Build the model in the process that trains '
-                'it, or convert the layers before wrapping.')
+                "process group, or the Runner's sync_bn conversion). Build the "
+                'model in the process that trains it, and choose its norm '
+                'layers in the algorithm config.')
+
 
 @dataclass
 class CleanPass:
@@ -507,10 +511,15 @@ def clean_first_train_step(model: nn.Module, module: AdversarialMIMWrapper,
 
     Raises:
         TypeError: If ``optim_wrapper`` is not one this step can drive
-            (:func:`~aemim_mm.models.optim_support.check_optim_wrapper`);
-            raised before the step computes anything.
+            (:func:`~aemim_mm.models.optim_support.check_optim_wrapper`).
+        RuntimeError: If processes could run different forwards through a
+            SyncBatchNorm (:func:`~aemim_mm.models.sync_batch_norm.
+            check_equal_adversarial_forwards`).
+        Both are raised before the step computes anything.
     """
     check_optim_wrapper(optim_wrapper)
+    check_equal_adversarial_forwards(module, module.sample_seed,
+                                     module.adv_ratio)
     distributed = model is not module
     with optim_wrapper.optim_context(model):
         data = module.data_preprocessor(data, True)

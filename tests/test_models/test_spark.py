@@ -203,7 +203,17 @@ def test_visualize_moves_no_running_statistics(kind):
     wrapper.train()
     before = {k: v.clone() for k, v in wrapper.state_dict().items()}
     active = SparseHelper._cur_active
+    modes = []
+    hooks = [m.register_forward_pre_hook(
+        lambda module, args: modes.append(module.training))
+        for m in _split_batch_norms(wrapper).values()]
     images = wrapper.visualize(valid_images(2, size=SPARK_IMG), [None] * 2)
+    for hook in hooks:
+        hook.remove()
+    # eval mode inside (no synchronisation: rank 0 alone may visualise),
+    # training mode after
+    assert modes and not any(modes)
+    assert all(m.training for m in _split_batch_norms(wrapper).values())
     assert set(images) == {'clean', 'adversarial', 'perturbation',
                            'reconstruction'}
     assert SparseHelper._cur_active is active

@@ -12,7 +12,9 @@ from aemim_mm.models.adapters import (AdapterLayerNorm, adapter_route,
                                       clean_twin_key, convert_adapters,
                                       is_adversarial_key)
 from aemim_mm.models.split_norm import (frozen_running_stats, is_split_norm,
-                                        norm_route, one_process_batch_norms)
+                                        norm_route)
+from aemim_mm.models.sync_batch_norm import (
+    check_equal_adversarial_forwards, one_process_batch_norms)
 from mmpretrain.models.utils.sparse_modules import (SparseBatchNorm2d,
                                                     SparseHelper,
                                                     SparseLayerNorm2D,
@@ -321,6 +323,31 @@ def test_frozen_running_stats_normalise_with_the_batch(factory, route):
     assert int(layer.num_batches_tracked) == 8
 
 
+def test_frozen_running_stats_restore_each_layers_own_flag():
+    """A layer without running statistics stays without them after the
+    block; one with them gets them back."""
+    model = nn.Sequential(nn.BatchNorm2d(C, track_running_stats=False),
+                          nn.BatchNorm2d(C))
+    with frozen_running_stats(model):
+        assert [m.track_running_stats for m in model] == [False, False]
+    assert [m.track_running_stats for m in model] == [False, True]
+
+
+def test_nested_routes_restore_the_outer_route():
+    """``adapter_route(..., 'clean')`` inside ``adapter_route(..., 'adv')``:
+    the clean parameters inside, the adversarial ones again after it, the
+    clean ones after the outer block."""
+    layer, _, holder = _convert(lambda: nn.BatchNorm2d(C), 'bn')
+    clean, adv = layer.weight, layer.adv_weight
+    assert clean is not adv
+    with adapter_route(holder, 'adv'):
+        assert layer.weight is adv
+        with adapter_route(holder, 'clean'):
+            assert layer.weight is clean
+        assert layer.weight is adv
+    assert layer.weight is clean
+
+
 # ---------------------------------------------------------------- refusals
 class OwnForwardBN(nn.BatchNorm2d):
 
@@ -431,13 +458,16 @@ def test_one_process_batch_norms_keep_tensors_and_results():
     model = nn.Sequential(nn.SyncBatchNorm(C), SparseSyncBatchNorm2d(C),
                           _mmengine_sync_bn(), nn.BatchNorm2d(C))
     model.train()
+    model[1].eval()         # the training flag is carried per layer
     reference = copy.deepcopy(model)
     tensors = [list(m.parameters()) + list(m.buffers()) for m in model]
     assert one_process_batch_norms(model) == 3
     assert [type(m) for m in model] == [
         _BatchNormXd, SparseBatchNorm2d, _BatchNormXd, nn.BatchNorm2d]
+    assert [m.training for m in model] == [True, False, True, True]
     for m, before in zip(model, tensors):
         after = list(m.parameters()) + list(m.buffers())
+        assert len(after) == len(before)
         assert all(a is b for a, b in zip(after, before))
     x = torch.randn(2, C, 4, 4)
     for new, old in zip(model, reference):
@@ -464,3 +494,26 @@ def test_wrapper_refuses_lost_adapters_at_init():
                        r"AdversarialMIMWrapper are gone \(e\.g\. "
                        r"\['backbone\.bn1\.adv_weight'"):
         wrapper.init_weights()
+
+
+@pytest.mark.parametrize('seed,ratio,world,sync,refused', [
+    (7, 0.5, 2, True, True),
+    (None, 0.5, 2, True, False),     # per-process draws: equal counts
+    (7, 1.0, 2, True, False),
+    (7, 0.0, 2, True, False),
+    (7, 0.5, 1, True, False),
+    (7, 0.5, 2, False, False),       # no SyncBatchNorm: nothing to stall
+])
+def test_unequal_adversarial_forwards_are_refused(monkeypatch, seed, ratio,
+                                                  world, sync, refused):
+    import torch.distributed as dist
+    monkeypatch.setattr(dist, 'is_initialized', lambda: True)
+    monkeypatch.setattr(dist, 'get_world_size', lambda *args: world)
+    model = nn.Sequential(nn.SyncBatchNorm(C) if sync else nn.BatchNorm2d(C))
+    if refused:
+        with pytest.raises(RuntimeError,
+                           match=r'adv_ratio=0\.5 with sample-keyed draws'):
+            check_equal_adversarial_forwards(model, seed, ratio)
+    else:
+        check_equal_adversarial_forwards(model, seed, ratio)
+

@@ -1,7 +1,6 @@
 """``ReproducibleRandomnessHook``: the two reproducibility hooks in one entry.
 
-A compatibility class for configs written before the hook was split in two
-(issue 19). Each of its switches turns on one hook with one job:
+Each of its switches turns on one hook with one job:
 
 * ``rng_state=True`` (default): :class:`~aemim_mm.engine.hooks.
   rng_state_hook.RNGStateCheckpointHook`, the random generators' states in
@@ -15,14 +14,14 @@ that they implement to them, at its own place in the runner's hook list (its
 priority, ``'VERY_HIGH'`` unless the config sets another, is the one that
 counts). ``dict(type='ReproducibleRandomnessHook', rng_state=a,
 sample_seed=b)`` therefore behaves as ``RNGStateCheckpointHook`` (if ``a``)
-and ``SampleSeedHook`` (if ``b``) registered together at that priority. New
-configs should list the hooks they need instead::
+and ``SampleSeedHook`` (if ``b``) registered together at that priority. A
+config can list the hooks it needs instead::
 
     custom_hooks = [dict(type='RNGStateCheckpointHook'),
                     dict(type='SampleSeedHook')]
 
-The helpers that used to live here stay importable from this module (their
-former path): :func:`get_rng_state` / :func:`set_rng_state` (from
+This module also re-exports the reproducibility helpers:
+:func:`get_rng_state` / :func:`set_rng_state` (from
 :mod:`aemim_mm.utils.rng_state`), :func:`derive_sample_seed`
 (:mod:`aemim_mm.utils.sample_seed`), :func:`checkpoint_due`
 (:mod:`aemim_mm.engine.checkpoint_due`) and ``RNG_STATE_KEY``
@@ -38,7 +37,7 @@ from ...utils.rng_state import get_rng_state, set_rng_state
 from ...utils.sample_seed import derive_sample_seed
 from ..checkpoint_due import checkpoint_due
 from ..fetch_iterator import FetchCallbackIterator
-from .rng_state_hook import _FORMAT  # noqa: F401  (former path)
+from .rng_state_hook import _FORMAT  # noqa: F401  (re-exported)
 from .rng_state_hook import RNG_STATE_KEY, RNGStateCheckpointHook
 from .sample_seed_hook import SampleSeedHook
 
@@ -47,8 +46,8 @@ __all__ = [
     'derive_sample_seed', 'checkpoint_due', 'RNG_STATE_KEY'
 ]
 
-# The former name of the data-iterator proxy (now in
-# :mod:`aemim_mm.engine.fetch_iterator`).
+# Alias of the data-iterator proxy
+# (:class:`aemim_mm.engine.fetch_iterator.FetchCallbackIterator`).
 _RestoringIterator = FetchCallbackIterator
 
 
