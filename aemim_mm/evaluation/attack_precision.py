@@ -16,6 +16,7 @@ import torch
 from ..models.adapters import adapter_route
 from ..models.attack import AMP_DTYPES
 from ..models.randomness import START, SampleRandomness
+from ..models.split_norm import frozen_running_stats
 from ..utils.checks import is_int
 
 
@@ -36,6 +37,9 @@ def compare_attack_precision(wrapper, inputs: torch.Tensor, data_samples,
                              amp_dtype: str, steps: Sequence[int] = (1, 2),
                              seed: int = 0) -> List[Dict[str, float]]:
     """Run the wrapper's attack in fp32 and in ``amp_dtype``; compare them.
+
+    BatchNorms normalise as in the wrapper's mode and update no running
+    statistics.
 
     Args:
         wrapper: An :class:`~aemim_mm.models.AdversarialMIMWrapper` with a
@@ -76,6 +80,15 @@ def compare_attack_precision(wrapper, inputs: torch.Tensor, data_samples,
     rng = SampleRandomness(x.shape[0], x.device, seed)
     mask = wrapper.mim.sample_mask(x, data_samples, rng)
     noise = rng.rand(x.shape[1:], START)
+    with frozen_running_stats(wrapper):
+        return _compare(wrapper, x, mask, noise, amp_dtype, steps)
+
+
+def _compare(wrapper, x: torch.Tensor, mask: torch.Tensor,
+             noise: torch.Tensor, amp_dtype: str,
+             steps: Sequence[int]) -> List[Dict[str, float]]:
+    """The rows of :func:`compare_attack_precision`."""
+    attack = wrapper.attack
     mean, std = wrapper.pixel_stats(x)
     rows = []
     with torch.no_grad(), adapter_route(wrapper, 'clean'):

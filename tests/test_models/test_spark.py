@@ -225,6 +225,22 @@ def test_visualize_moves_no_running_statistics(kind):
                for m in _split_batch_norms(wrapper).values())
 
 
+
+def test_attack_precision_moves_no_running_statistics():
+    from aemim_mm.evaluation.attack_precision import compare_attack_precision
+    wrapper = _wrapper('resnet')
+    wrapper.train()
+    before = {k: v.clone() for k, v in wrapper.state_dict().items()}
+    rows = compare_attack_precision(
+        wrapper, valid_images(2, size=SPARK_IMG), [None] * 2, 'bfloat16',
+        steps=(1, ))
+    assert len(rows) == 1
+    after = wrapper.state_dict()
+    for key, value in before.items():
+        assert torch.equal(after[key], value), key
+    assert all(m.track_running_stats
+               for m in _split_batch_norms(wrapper).values())
+
 # ------------------------------------------------------ runner and export
 class Images(torch.utils.data.Dataset):
     """4 random uint8 images of SparK's input size."""
