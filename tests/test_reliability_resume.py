@@ -282,12 +282,12 @@ RNG_HOOKS = {
     'block_at, priority, resumed_at, hook',
     [
         # killed between iterations 3 and 4, after checkpoint 3 was written
-        (3, 'LOWEST', 3, 'compat'),
+        # (RNGStateCheckpointHook)
+        (3, 'LOWEST', 3, 'split'),
         # killed inside iteration 7 (the first of the second epoch): the
         # weights are updated but checkpoint 7 is not written -> resume at 6
+        # (ReproducibleRandomnessHook, which forwards to it)
         (7, 'HIGHEST', 6, 'compat'),
-        # the same with RNGStateCheckpointHook (killed and resumed with it)
-        (3, 'LOWEST', 3, 'split'),
     ])
 def test_sigkill_then_resume_equals_uninterrupted(
         workspace: SimpleNamespace, run_a: SimpleNamespace, block_at: int,
