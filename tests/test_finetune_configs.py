@@ -254,6 +254,19 @@ def _class_folders(root: Path, per_class: dict) -> None:
                 Image.fromarray(base + noise).save(folder / f'{i}.png')
 
 
+def _two_iterations(cfg) -> None:
+    """Shrink ``cfg``'s schedule to 2 iterations, a checkpoint and a
+    validation after the second, logging every iteration."""
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2,
+                         val_interval=2)
+    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.5,
+                                by_epoch=False, begin=0, end=2)]
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=2,
+                                        by_epoch=False)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.log_processor = dict(by_epoch=False)
+
+
 @pytest.fixture(scope='module')
 def exported_cifar_encoder(tmp_path_factory):
     """A ViT-T/4 AEMIM pre-training checkpoint (the project's CIFAR config),
@@ -284,14 +297,7 @@ def test_cifar_config_trains_and_evaluates(exported_cifar_encoder, tmp_path,
         cfg[loader].update(batch_size=4, num_workers=0,
                            persistent_workers=False, pin_memory=False)
         cfg[loader].dataset.data_root = str(data)
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2,
-                         val_interval=2)
-    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.5,
-                                by_epoch=False, begin=0, end=2)]
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=2,
-                                        by_epoch=False)
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
-    cfg.log_processor = dict(by_epoch=False)
+    _two_iterations(cfg)
 
     runner = Runner.from_cfg(cfg)
     model = runner.model
@@ -366,14 +372,7 @@ def test_resnet_linear_probe_trains_and_evaluates(exported_spark_resnet50,
         for step in cfg[loader].dataset.pipeline:  # 224 px: slow on a CPU
             if step.type == 'Resize':
                 step.scale = 64
-    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=2,
-                         val_interval=2)
-    cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.5,
-                                by_epoch=False, begin=0, end=2)]
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=2,
-                                        by_epoch=False)
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
-    cfg.log_processor = dict(by_epoch=False)
+    _two_iterations(cfg)
 
     runner = Runner.from_cfg(cfg)
     model = runner.model

@@ -267,10 +267,11 @@ def adapter_route(model: nn.Module, route: str) -> Iterator[None]:
     """
     if route not in ROUTES:
         raise ValueError(f'route must be one of {ROUTES}, got {route!r}.')
-    norms = [m for m in model.modules() if isinstance(m, AdapterLayerNorm)]
-    split = [m for m in model.modules() if is_split_norm(m)]
+    modules = list(model.modules())
+    norms = [m for m in modules if isinstance(m, AdapterLayerNorm)]
+    split = [m for m in modules if is_split_norm(m)]
     token_owners = [
-        m for m in model.modules() if ADV_PREFIX + 'cls_token' in m._parameters
+        m for m in modules if ADV_PREFIX + 'cls_token' in m._parameters
     ]
     saved_routes = [m.route for m in norms]
     saved_split = [norm_route(m) for m in split]

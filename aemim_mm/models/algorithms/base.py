@@ -135,6 +135,17 @@ def select_samples(batch: Any, index: torch.Tensor) -> Any:
     raise TypeError(f'cannot select samples of a {type(batch).__name__}.')
 
 
+def denormalised_patches(pred: torch.Tensor, target: torch.Tensor,
+                         norm_pix: bool) -> torch.Tensor:
+    """``pred`` (B, L, D) in pixel units: with ``norm_pix``, each patch's
+    per-patch normalisation of ``target`` (B, L, D), the way MAE-style heads
+    normalise their target, is undone."""
+    if not norm_pix:
+        return pred
+    mean = target.mean(dim=-1, keepdim=True)
+    var = target.var(dim=-1, keepdim=True)
+    return pred * (var + 1.e-6)**.5 + mean
+
 class MIMInterface:
     """Calls into one MIM algorithm with an explicit, reusable mask.
 

@@ -33,7 +33,8 @@ from mmpretrain.models.selfsup import (EVA, MAE, MFF, MILAN, MAEHiViT, MAEViT,
 from mmpretrain.structures import DataSample
 from ..backbones import TimmMAEViT
 from ..randomness import MASK, SampleRandomness
-from .base import MIMInterface, check_backbone, register_mim_interface
+from .base import (MIMInterface, check_backbone, denormalised_patches,
+                   register_mim_interface)
 
 
 def noise_order(
@@ -213,10 +214,7 @@ class MAEInterface(NoiseMaskInterface):
     def reconstruct_image(self, pred, inputs, mask):
         head = self.algorithm.head
         target = head.patchify(inputs)
-        if head.norm_pix:   # undo the per-patch normalisation of the target
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            pred = pred * (var + 1.e-6)**.5 + mean
+        pred = denormalised_patches(pred, target, head.norm_pix)
         patch_mask = self.patch_mask(mask).unsqueeze(-1).to(pred)
         return head.unpatchify(pred * patch_mask + target * (1 - patch_mask))
 

@@ -25,7 +25,8 @@ from mmpretrain.models.selfsup import SparK
 from mmpretrain.models.utils.sparse_modules import SparseHelper
 from mmpretrain.structures import DataSample
 from ..randomness import MASK, SampleRandomness
-from .base import MIMInterface, check_backbone, register_mim_interface
+from .base import (MIMInterface, check_backbone, denormalised_patches,
+                   register_mim_interface)
 
 
 def kept_tokens(feature_map: torch.Tensor,
@@ -139,11 +140,8 @@ class SparKInterface(MIMInterface):
         """The prediction at the removed positions, ``inputs`` elsewhere."""
         head = self.algorithm.head
         target = head.patchify(inputs)
-        pred = head.patchify(pred)
-        if head.norm_pix:   # undo the per-patch normalisation of the target
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            pred = pred * (var + 1.e-6)**.5 + mean
+        pred = denormalised_patches(head.patchify(pred), target,
+                                    head.norm_pix)
         keep = mask.flatten(1).unsqueeze(-1).to(pred)
         mixed = target * keep + pred * (1 - keep)
         return self._unpatchify(mixed, inputs.shape)
