@@ -3,7 +3,14 @@
 All variants are built in ONE process and timed with interleaved repetitions
 after a warm-up, so that machine noise hits them alike. One repetition times
 one full training iteration (data preprocessor, forward, attack, backward,
-optimizer step) of every variant in turn. ``--processes N`` repeats this
+optimizer step) of every variant in turn; the batch is put on the preset's
+device once, before timing, so a GPU iteration holds no host-to-device copy
+of the images (the JSON's ``timed`` and the table say what is timed).
+``--pairwise`` times each variant against MAE alone instead (MAE and the
+variant in interleaved rounds, one variant model at a time, freed after) and
+writes ``--out`` after every variant, so that a run stopped early keeps the
+variants it finished (``complete`` is false until the last one; the device
+run's sweep uses it). ``--processes N`` repeats this
 in N fresh processes: on a CPU one process can be off as a whole (the
 same one-process command measured the wrapper with the attack off at
 1.001x to 1.038x MAE in four runs, see the README); the ratio is then the
@@ -45,13 +52,24 @@ the behaviour of a caching allocator, for every variant alike;
 ``--malloc default`` opts out), and the memory subprocesses with a fixed
 small mmap threshold (:data:`MEMORY_TUNABLES`), so that freed blocks go
 back at once and resident memory follows the live tensors. A
-``GLIBC_TUNABLES`` already in the environment is left as it is.
+``GLIBC_TUNABLES`` already in the environment is left as it is. GPU presets
+are not restarted: the settings only change the CPU's allocator, and a
+restart would import everything twice.
+
+The JSON also records ``seconds``: the start-up (from the script's first
+line to the first model build: imports, argument checks), building the
+models, timing, FLOP counting, the peak and the memory measurement. The
+device run sizes its sweep from the cost stage's figures. The JSON is
+written through a temporary file in ``--tmp-dir`` (outside ``--out``'s
+folder), never half-written.
 
 Usage::
 
     python tools/benchmark.py --preset cpu [--sweep] [--processes 3] \
         [--out FILE.json]
     python tools/benchmark.py --preset gpu --batch 256 --reps 10
+    python tools/benchmark.py --preset gpu --sweep --pairwise \
+        --variants aemim_steps1 aemim_steps2 --no-memory --peak-size 0
 
 Presets: ``cpu`` = ViT-S/16 (deit-small) at 224 px with the paper's 8 x 512
 decoder, batch 16 (Fast AEMIM's 25 % is then 4 samples, 200 encoder tokens;
@@ -70,6 +88,7 @@ autocast. That pays where the CPU multiplies bf16 natively (oneDNN; the JSON
 records ``cpu_native_bf16``); elsewhere it costs more than fp32.
 """
 import argparse
+import gc
 import json
 import os
 import os.path as osp
@@ -77,9 +96,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Optional
+import time
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional
 
-# ``python tools/benchmark.py`` puts tools/ on sys.path, not the repo root.
+#: The script's first line: ``seconds['startup']`` counts from here.
+_STARTED = time.perf_counter()
+
 # ``python tools/benchmark.py`` puts tools/ on sys.path, not the repo root.
 _REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if _REPO_ROOT not in sys.path:
@@ -93,6 +116,8 @@ from aemim_mm.benchmark import (  # noqa: E402
     MEMORY_TUNABLES, PRESETS, TARGETS, build_runners, check_targets,
     cpu_has_native_bf16, format_table, linear_fit, matmul_peak_tflops,
     memory_child, profile_phases, select_variants, time_variants)
+from aemim_mm.benchmark.report import write_text_atomically  # noqa: E402
+from aemim_mm.benchmark.timing import Runner, timed_region  # noqa: E402
 
 #: glibc malloc settings of the timed process: keep freed memory for reuse
 #: (fixed 32 MiB mmap threshold, the largest glibc allows; no trimming).
@@ -171,8 +196,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='cache (default): time with glibc keeping freed '
                         'memory, as a caching allocator does; default: '
                         'glibc as configured (see the module docstring)')
+    parser.add_argument('--pairwise', action='store_true',
+                        help='time each variant against MAE alone, one '
+                        'variant model at a time, and write --out after '
+                        'each (a stopped run keeps what it finished)')
     parser.add_argument('--out', default='work_dirs/benchmark/result.json',
                         help='JSON output file')
+    parser.add_argument('--tmp-dir', default=None,
+                        help='where the JSON is written before it is moved '
+                        'onto --out; outside --out\'s folder (default: the '
+                        'system\'s temporary folder)')
     parser.add_argument('--memory-of', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--times-to', default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -186,12 +219,160 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error(f'--peak-size must be >= 0, got {args.peak_size}')
     if args.phases < 0:
         parser.error(f'--phases must be >= 0, got {args.phases}')
+    if args.pairwise and (args.processes > 1 or args.phases):
+        parser.error('--pairwise times in this process without profiling: '
+                     'leave out --processes and --phases')
     if args.phases and PRESETS[args.preset]['device'] != 'cpu':
         parser.error(f'--phases: preset {args.preset} runs on a GPU, where '
                      'the profiler\'s host-side ranges do not time the '
                      'device; use a CPU preset, or a torch profiler trace '
                      '(the ranges are named there too)')
     return args
+
+
+def measure_memory(runner: Runner, args: argparse.Namespace,
+                   preset: dict) -> Optional[int]:
+    """Peak memory one training iteration of ``runner`` adds, in bytes (see
+    the module docstring), or ``None`` with ``--no-memory``."""
+    if args.no_memory:
+        return None
+    if preset['device'] == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        runner.step()
+        return torch.cuda.max_memory_allocated() - base
+    return measure_cpu_memory(runner.name, args)
+
+
+def variant_row(name: str, variants: dict, preset: dict,
+                own: List[List[float]], base: List[List[float]],
+                flops: Dict[str, int], memory: Dict[str, Optional[int]],
+                peak: Optional[float]) -> dict:
+    """One variant's row of the result.
+
+    Args:
+        name: The variant.
+        variants: All variants (steps, adv_ratio, attack precision).
+        preset: The preset (``batch``).
+        own: The variant's iteration times, one list per process (per
+            pairing with ``--pairwise``).
+        base: MAE's times of the same processes (pairings), in the same
+            order.
+        flops: FLOPs of one iteration, per variant (``mae`` included).
+        memory: Peak memory in bytes per variant, ``None`` if not measured.
+        peak: The measured matrix-product peak in TFLOP/s, or ``None``.
+    """
+    times = [t for group in own for t in group]
+    med = statistics.median(times)
+    # per process: the ratio of the medians; over processes: the median
+    process_ratios = [statistics.median(o) / statistics.median(b)
+                      for o, b in zip(own, base)]
+    ratio = statistics.median(process_ratios)
+    flop_ratio = flops[name] / flops['mae']
+    row = dict(
+        steps=variants[name][1], adv_ratio=variants[name][2],
+        attack_amp_dtype=variants[name][3],
+        median_s=med, images_per_s=preset['batch'] / med,
+        ratio=ratio, gflops=flops[name] / 1e9,
+        flop_ratio=flop_ratio, measured_over_predicted=ratio / flop_ratio,
+        peak_mem_mib=(None if memory[name] is None else
+                      memory[name] / 2**20),
+        mem_ratio=(None if memory[name] is None or not memory['mae'] else
+                   memory[name] / memory['mae']), times_s=times,
+        process_ratios=process_ratios)
+    if peak:
+        row.update(tflops=flops[name] / med / 1e12,
+                   mfu=flops[name] / med / 1e12 / peak)
+    return row
+
+
+def finish(result: dict, rows: Dict[str, dict], out: str,
+           tmp_dir: Optional[str]) -> dict:
+    """Put ``rows``, the growth fits, the targets and the table into
+    ``result`` and write it to ``out`` (atomically, see ``--tmp-dir``)."""
+    result['variants'] = rows
+    growth = {}
+    steps = [n for n in rows if n.startswith('aemim_steps') and 'ratio' not
+             in n]
+    if len(steps) >= 3:
+        growth['steps'] = linear_fit([rows[n]['steps'] for n in steps],
+                                     [rows[n]['median_s'] for n in steps])
+    ratios = [n for n in rows if n.startswith('aemim_steps1')]
+    if len(ratios) >= 3:
+        growth['adv_ratio'] = linear_fit(
+            [rows[n]['adv_ratio'] for n in ratios],
+            [rows[n]['median_s'] for n in ratios])
+    result['growth'] = growth
+    result['targets'] = check_targets(rows, TARGETS.get(result['preset'],
+                                                        []))
+    result['table'] = format_table(result)
+    write_text_atomically(out, json.dumps(result, indent=2), tmp_dir)
+    return result
+
+
+@contextmanager
+def adding_seconds(seconds: Dict[str, float], what: str) -> Iterator[None]:
+    """Add the wall time of the ``with`` block to ``seconds[what]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[what] = (seconds.get(what, 0.0) + time.perf_counter() -
+                         start)
+
+
+def run_pairwise(args: argparse.Namespace, preset: dict, variants: dict,
+                 result: dict, peak: Optional[float]) -> dict:
+    """``--pairwise``: MAE is built once; each other variant is built,
+    timed with MAE in interleaved rounds (its own warm-up and
+    repetitions), its FLOPs (and memory) measured, and freed; ``--out`` is
+    written after each, with ``complete`` false until the last.
+
+    Returns:
+        The result (as written to ``--out``).
+    """
+    seconds = result['seconds']
+    others = [n for n in variants if n != 'mae']
+    with adding_seconds(seconds, 'build'):
+        mae = build_runners({'mae': variants['mae']}, preset)[0]
+    flops: Dict[str, int] = {}
+    memory: Dict[str, Optional[int]] = {}
+    own: Dict[str, List[float]] = {}
+    paired_mae: Dict[str, List[float]] = {}
+    for k, name in enumerate(others):
+        print(f'variant {k + 1}/{len(others)}: {name} against mae',
+              flush=True)
+        with adding_seconds(seconds, 'build'):
+            runner = build_runners({name: variants[name]}, preset)[0]
+        with adding_seconds(seconds, 'timing'):
+            times = time_variants([mae, runner], args)
+        own[name], paired_mae[name] = times[name], times['mae']
+        with adding_seconds(seconds, 'flops'):
+            if 'mae' not in flops:
+                flops['mae'] = mae.flops()
+            flops[name] = runner.flops()
+        with adding_seconds(seconds, 'memory'):
+            if 'mae' not in memory:
+                memory['mae'] = measure_memory(mae, args, preset)
+            memory[name] = measure_memory(runner, args, preset)
+        del runner, times
+        gc.collect()
+        if preset['device'] == 'cuda':
+            torch.cuda.empty_cache()
+        pairings = [paired_mae[n] for n in own]
+        rows = {'mae': variant_row('mae', variants, preset, pairings,
+                                   pairings, flops, memory, peak)}
+        for done in own:
+            rows[done] = dict(
+                variant_row(done, variants, preset, [own[done]],
+                            [paired_mae[done]], flops, memory, peak),
+                mae_times_s=paired_mae[done])
+        result['complete'] = k + 1 == len(others)
+        finish(result, rows, args.out, args.tmp_dir)
+        print(f'JSON ({k + 1} of {len(others)} variants): {args.out}',
+              flush=True)
+    print(result['table'])
+    return result
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
@@ -209,6 +390,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
                              f'{sorted(variants)} (--sweep adds the sweep)')
         variants = {k: v for k, v in variants.items()
                     if k == 'mae' or k in args.variants}
+    if args.pairwise and len(variants) < 2:
+        raise SystemExit('--pairwise: no variant to time against mae')
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
     if args.memory_of:
@@ -223,109 +406,86 @@ def main(argv: Optional[List[str]] = None) -> dict:
     print(f'benchmark: preset {args.preset}, batch {preset["batch"]}, '
           f'device {preset["device"]}, torch threads '
           f'{torch.get_num_threads()}, variants {list(variants)}', flush=True)
+    seconds = dict(startup=time.perf_counter() - _STARTED)
     native_bf16 = (cpu_has_native_bf16() if preset['device'] == 'cpu'
                    else None)
     if native_bf16 is False and any(v[3] for v in variants.values()):
         print('note: this CPU has no native bf16 matrix products; the '
               '*_attack_bf16 variants run emulated (slower)', flush=True)
-    if args.processes == 1:
-        runners = build_runners(variants, preset)
-        per_process = [time_variants(runners, args)]
-    else:   # each process: its own build, warm-up and repetitions
-        per_process = [time_in_subprocess(k, args)
-                       for k in range(args.processes)]
-        runners = build_runners(variants, preset)   # for FLOPs and memory
-    flops = {r.name: r.flops() for r in runners}
     peak_size = args.peak_size
     if peak_size is None:
         peak_size = 8192 if preset['device'] == 'cuda' else 0
     peak_dtype = torch.bfloat16 if preset['amp'] else torch.float32
-    peak = (matmul_peak_tflops(preset['device'], peak_dtype, peak_size)
-            if peak_size else None)
-    memory: Dict[str, Optional[int]] = {}
-    for runner in runners:
-        if args.no_memory:
-            memory[runner.name] = None
-        elif preset['device'] == 'cuda':
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-            runner.step()
-            memory[runner.name] = torch.cuda.max_memory_allocated() - base
-        else:
-            memory[runner.name] = measure_cpu_memory(runner.name, args)
-
-    phases = {}
-    if args.phases:
-        wrapped = [r for r in runners if variants[r.name][0]]
-        print(f'profiling the phases of {", ".join(r.name for r in wrapped)}'
-              f' ({args.phases} interleaved rounds)', flush=True)
-        phases = profile_phases(wrapped, args.phases)
-
-    rows = {}
-    for name in variants:
-        times = [t for proc in per_process for t in proc[name]]
-        med = statistics.median(times)
-        # per process: the ratio of the medians; over processes: the median
-        process_ratios = [
-            statistics.median(proc[name]) / statistics.median(proc['mae'])
-            for proc in per_process]
-        ratio = statistics.median(process_ratios)
-        flop_ratio = flops[name] / flops['mae']
-        rows[name] = dict(
-            steps=variants[name][1], adv_ratio=variants[name][2],
-            attack_amp_dtype=variants[name][3],
-            median_s=med, images_per_s=preset['batch'] / med,
-            ratio=ratio, gflops=flops[name] / 1e9,
-            flop_ratio=flop_ratio, measured_over_predicted=ratio /
-            flop_ratio, peak_mem_mib=(None if memory[name] is None else
-                                      memory[name] / 2**20),
-            mem_ratio=(None if memory[name] is None or not memory['mae'] else
-                       memory[name] / memory['mae']), times_s=times,
-            process_ratios=process_ratios)
-        if peak:
-            rows[name].update(tflops=flops[name] / med / 1e12,
-                              mfu=flops[name] / med / 1e12 / peak)
     result = dict(
         preset=args.preset, batch=preset['batch'], device=preset['device'],
         device_name=(torch.cuda.get_device_name() if preset['device'] ==
                      'cuda' else f'CPU, {os.cpu_count()} cores'),
         cpu_native_bf16=native_bf16,
-        matmul_peak_tflops=peak, peak_size=peak_size or None,
-        peak_dtype=str(peak_dtype).replace('torch.', '') if peak else None,
+        matmul_peak_tflops=None, peak_size=peak_size or None,
+        peak_dtype=None,
         torch=torch.__version__, threads=torch.get_num_threads(),
         warmup=args.warmup, reps=args.reps, processes=args.processes,
         glibc_tunables=os.environ.get('GLIBC_TUNABLES'),
         command='python tools/benchmark.py ' + ' '.join(
             sys.argv[1:] if argv is None else argv),
-        variants=rows)
-    growth = {}
-    steps = [n for n in rows if n.startswith('aemim_steps') and 'ratio' not
-             in n]
-    if len(steps) >= 3:
-        growth['steps'] = linear_fit([rows[n]['steps'] for n in steps],
-                                     [rows[n]['median_s'] for n in steps])
-    ratios = [n for n in rows if n.startswith('aemim_steps1')]
-    if len(ratios) >= 3:
-        growth['adv_ratio'] = linear_fit(
-            [rows[n]['adv_ratio'] for n in ratios],
-            [rows[n]['median_s'] for n in ratios])
-    result['growth'] = growth
-    result['targets'] = check_targets(rows, TARGETS.get(args.preset, []))
-    if phases:
+        timed=timed_region(preset['device']), seconds=seconds)
+    if args.pairwise:
+        result.update(pairwise=True, complete=False,
+                      planned_variants=list(variants))
+
+    def measure_peak() -> Optional[float]:
+        with adding_seconds(seconds, 'peak'):
+            peak = (matmul_peak_tflops(preset['device'], peak_dtype,
+                                       peak_size) if peak_size else None)
+        result.update(matmul_peak_tflops=peak, peak_dtype=str(
+            peak_dtype).replace('torch.', '') if peak else None)
+        return peak
+
+    if args.pairwise:   # the peak first: every partial result has MFU
+        return run_pairwise(args, preset, variants, result, measure_peak())
+    if args.processes == 1:
+        with adding_seconds(seconds, 'build'):
+            runners = build_runners(variants, preset)
+        with adding_seconds(seconds, 'timing'):
+            per_process = [time_variants(runners, args)]
+    else:   # each process: its own build, warm-up and repetitions
+        with adding_seconds(seconds, 'timing'):
+            per_process = [time_in_subprocess(k, args)
+                           for k in range(args.processes)]
+        with adding_seconds(seconds, 'build'):
+            runners = build_runners(variants, preset)  # for FLOPs, memory
+    with adding_seconds(seconds, 'flops'):
+        flops = {r.name: r.flops() for r in runners}
+    peak = measure_peak()
+    with adding_seconds(seconds, 'memory'):
+        memory = {r.name: measure_memory(r, args, preset) for r in runners}
+
+    if args.phases:
+        wrapped = [r for r in runners if variants[r.name][0]]
+        print(f'profiling the phases of {", ".join(r.name for r in wrapped)}'
+              f' ({args.phases} interleaved rounds)', flush=True)
+        with adding_seconds(seconds, 'phases'):
+            phases = profile_phases(wrapped, args.phases)
         result['phases'] = dict(iterations=args.phases, variants=phases)
-    result['table'] = format_table(result)
+
+    rows = {name: variant_row(name, variants, preset,
+                              [proc[name] for proc in per_process],
+                              [proc['mae'] for proc in per_process], flops,
+                              memory, peak)
+            for name in variants}
+    finish(result, rows, args.out, args.tmp_dir)
     print(result['table'])
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(result, f, indent=2)
     print(f'JSON: {args.out}')
     return result
 
 def exec_with_malloc_settings(argv: List[str]) -> None:
     """Restart this script with :data:`TIMING_TUNABLES` (glibc only reads
-    them at start-up); returns without restarting where they do not apply."""
+    them at start-up); returns without restarting where they do not apply
+    (GPU presets, ``--malloc default``, a set ``GLIBC_TUNABLES``, not
+    Linux)."""
     args = parse_args(argv)
     if (args.malloc != 'cache' or args.memory_of
+            or PRESETS[args.preset]['device'] != 'cpu'
             or not sys.platform.startswith('linux')
             or 'GLIBC_TUNABLES' in os.environ):
         return

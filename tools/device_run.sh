@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The prepared GPU run (docs/device_run.md), one command on the lent machine:
+# The prepared GPU run (docs/device_run.md), one command on the lent machine
+# (the device tool's kind nvidia-h200, or nvidia-h100-x1: the kit fits both):
 #
 #   bash tools/device_run.sh                      # preset gpu, 540 s in all
 #   bash tools/device_run.sh --preset rehearsal   # the CPU rehearsal (tests)
@@ -7,8 +8,9 @@
 # Installs the kit that `python tools/device_kit.py` put into .devkit/ (no
 # index, into a fresh temporary site folder), then runs tools/device_run.py,
 # which writes every result into $OUT (default work_dirs/device_run) as soon
-# as it exists. Variables: PYTHON (default python3), OUT, AEMIM_DEVKIT (the
-# kit folder, default .devkit).
+# as it exists, each through a temporary file in ${OUT}_work (not in $OUT).
+# Variables: PYTHON (default python3), OUT, AEMIM_DEVKIT (the kit folder,
+# default .devkit).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 started=$(date +%s)

@@ -1,9 +1,78 @@
 """The benchmark's result as text: the markdown table (with TFLOP/s and
 MFU when a peak was measured), the phase table, the noise line, the
-per-repetition spread, the targets and the cost-growth fit."""
-from typing import Dict, List, Optional, Tuple
+per-repetition spread, the targets and the cost-growth fit; and writing a
+result file so that a run stopped at any moment leaves either the previous
+file or the new one, and no temporary file beside it."""
+import errno
+import itertools
+import os
+import os.path as osp
+import shutil
+import tempfile
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ..models.profiling import PHASES
+
+_TEMP_IDS = itertools.count()   # see write_atomically
+
+
+def write_atomically(path: str, write: Callable[[str], None],
+                     tmp_dir: Optional[str] = None) -> str:
+    """Make ``path`` by ``write``-ing a temporary file outside its folder,
+    then moving it onto ``path``.
+
+    A result folder whose files are all collected (the device run's
+    ``$OUT``) then never holds a half-written file or a temporary one, even
+    when the process is killed while writing; the temporary file is left in
+    ``tmp_dir`` at worst.
+
+    Args:
+        path: The file to make (replaced if it exists).
+        write: Writes the content to the path it is given.
+        tmp_dir: Folder of the temporary file, outside ``path``'s folder
+            (default: the system's temporary folder). On the same file
+            system the move is atomic; on another one the file is copied
+            onto ``path`` (no temporary file there either).
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: If ``tmp_dir`` is ``path``'s folder or inside it.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    tmp_dir = osp.abspath(tmp_dir or tempfile.gettempdir())
+    if osp.commonpath([tmp_dir, folder]) == folder:
+        raise ValueError(f'write_atomically: the temporary folder {tmp_dir} '
+                         f'must be outside {folder}')
+    os.makedirs(tmp_dir, exist_ok=True)
+    os.makedirs(folder, exist_ok=True)
+    tmp = osp.join(tmp_dir, f'.{osp.basename(path)}.{os.getpid()}.'
+                   f'{next(_TEMP_IDS)}.tmp')
+    try:
+        write(tmp)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            shutil.copyfile(tmp, path)      # another file system
+    finally:
+        if osp.lexists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def write_text_atomically(path: str, text: str,
+                          tmp_dir: Optional[str] = None) -> str:
+    """:func:`write_atomically` of a text file."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, 'w') as f:
+            f.write(text)
+
+    return write_atomically(path, write, tmp_dir)
+
 
 def linear_fit(xs: List[float], ys: List[float]) -> Dict[str, float]:
     """Least-squares line through (xs, ys) and its largest relative error."""
@@ -23,10 +92,13 @@ def rep_ratio_range(rows: Dict[str, dict],
     The spread of these ratios shows how far the machine's noise moves the
     reported ratio (per process the ratio of the medians; over processes
     their median). With ``--processes`` the times of all processes are
-    pooled in order, so repetitions still pair up.
+    pooled in order, so repetitions still pair up. A row timed against MAE
+    alone (``--pairwise``) holds MAE's times of its own rounds
+    (``mae_times_s``); they are used instead of MAE's row.
     """
-    times = rows.get(name, {}).get('times_s')
-    base = rows.get('mae', {}).get('times_s')
+    row = rows.get(name, {})
+    times = row.get('times_s')
+    base = row.get('mae_times_s') or rows.get('mae', {}).get('times_s')
     if not times or not base or len(times) != len(base):
         return None
     ratios = [t / b for t, b in zip(times, base)]
@@ -37,10 +109,15 @@ def format_table(result: dict) -> str:
     """The result as a markdown table (with TFLOP/s and MFU columns when
     the run measured a matrix-product peak)."""
     peak = result.get('matmul_peak_tflops')
+    rounds = (f'{result["reps"]} interleaved repetitions after '
+              f'{result["warmup"]} warm-up')
+    if result.get('pairwise'):
+        rounds = f'each variant against MAE alone, {rounds}'
     lines = [
         f'preset {result["preset"]}, {result["device_name"]}, batch '
-        f'{result["batch"]}, {_processes(result)}{result["reps"]} '
-        f'interleaved repetitions after {result["warmup"]} warm-up', '',
+        f'{result["batch"]}, {_processes(result)}{rounds}'
+    ] + ([f'timed: {result["timed"]}'] if result.get('timed') else []) + [
+        '',
         '| variant | steps | adv_ratio | median s/iter | images/s | ratio to '
         'MAE | ratio per repetition | GFLOPs | FLOP ratio | measured / '
         'predicted | peak mem MiB | mem ratio |' +
@@ -73,6 +150,10 @@ def format_table(result: dict) -> str:
                      f'from the line {100 * fit["max_rel_dev"]:.1f} %')
     if after:
         lines += [''] + after
+    if result.get('complete') is False:
+        lines += ['', f'partial result: {len(rows)} of '
+                  f'{len(result["planned_variants"])} variants '
+                  f'({", ".join(result["planned_variants"])})']
     if result.get('targets'):
         lines.append('')
     verdict = {True: 'met', False: 'NOT met', None: 'not measured'}

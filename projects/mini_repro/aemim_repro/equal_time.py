@@ -18,8 +18,16 @@ method, on the same data, seed and machine:
    linear-probe config, shortened), and measure clean top-1 on the test split
    and FGSM / PGD top-1 on a fixed subset of it.
 
+The whole comparison plans against an absolute deadline (wall-clock epoch
+seconds), not a duration counted from its own start: the caller's clock,
+which may stop the process at that moment, includes the imports and
+start-up that precede this module's first line.
+
 Each finished step is written to ``equal_time.json`` at once; the table and
 ``equal_time.png`` (loss curves, accuracy against eps) come at the end.
+Both are written through temporary files in the work dir and moved into the
+output folder, so that a run stopped while writing leaves no temporary file
+there.
 """
 import gc
 import json
@@ -28,7 +36,7 @@ import os
 import os.path as osp
 import statistics
 import time
-from typing import Any, Callable, Dict, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from . import stages
 
@@ -95,6 +103,13 @@ def planned_epochs(budget: float, epoch_seconds: float) -> int:
     if epoch_seconds <= 0:
         raise ValueError(f'epoch_seconds must be > 0, got {epoch_seconds}')
     return max(1, int(math.floor(budget / epoch_seconds)))
+
+
+def needed_seconds(num_methods: int, settings: Dict[str, Any]) -> float:
+    """The least time the comparison can use: ``min_pretrain_s`` and
+    ``downstream_s`` for each method (the calibration comes on top)."""
+    return num_methods * (settings['min_pretrain_s'] +
+                          settings['downstream_s'])
 
 
 def pretrain_budget(left: float, num_methods: int,
@@ -214,14 +229,17 @@ def format_table(result: Dict[str, Any]) -> str:
     return '\n'.join(lines)
 
 
-def plot(result: Dict[str, Any], out_file: str) -> str:
+def plot(result: Dict[str, Any], out_file: str,
+         tmp_dir: Optional[str] = None) -> str:
     """Loss curves (clean solid, adversarial dashed) against the share of
     the budget, and FGSM / PGD top-1 against eps
     (:func:`~aemim_mm.visualization.accuracy_vs_eps.draw_accuracy_vs_eps`),
-    one colour per method."""
+    one colour per method; a PNG written through a temporary file in
+    ``tmp_dir`` (:func:`~aemim_mm.benchmark.report.write_atomically`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from aemim_mm.benchmark.report import write_atomically
     from aemim_mm.visualization.accuracy_vs_eps import draw_accuracy_vs_eps
     from aemim_mm.visualization.loss_plot import moving_average
     fig = Figure(figsize=(15, 4.5), dpi=100)
@@ -264,25 +282,28 @@ def plot(result: Dict[str, Any], out_file: str) -> str:
         ax.set_ylabel('linear-probe top-1 (%)')
         ax.set_title(f'{name}, linear probe')
     fig.tight_layout()
-    fig.savefig(out_file)
-    return out_file
+    return write_atomically(out_file,
+                            lambda tmp: fig.savefig(tmp, format='png'),
+                            tmp_dir)
 
 
 def run_equal_time(out_dir: str, work_dir: str, data_root: str,
-                   settings: Dict[str, Any], seconds: float, seed: int = 0,
+                   settings: Dict[str, Any], deadline: float, seed: int = 0,
                    methods: Sequence[str] = METHODS,
                    log: Callable[[str], None] = print) -> Dict[str, Any]:
-    """The whole comparison within ``seconds`` of wall time.
+    """The whole comparison, done by ``deadline``.
 
     Args:
         out_dir: Where ``equal_time.json`` and ``equal_time.png`` go.
-        work_dir: mmengine work dirs (checkpoints, logs).
+        work_dir: mmengine work dirs (checkpoints, logs) and the temporary
+            files of what goes to ``out_dir``; outside ``out_dir``.
         data_root: Prepared CIFAR-10: ``train/<class>/``, ``test/<class>/``.
         settings: See :func:`stage_preset`; also ``downstream_s``, the
             seconds kept for each encoder's probe and evaluation,
             ``min_pretrain_s``, and ``pretrain_s``: the training seconds of
-            each method, or ``None`` for all that ``seconds`` leaves.
-        seconds: Wall-clock budget of everything.
+            each method, or ``None`` for all that the deadline leaves.
+        deadline: Wall-clock time (epoch seconds, as ``time.time()``) by
+            which everything is to be done.
         seed: The one seed.
         methods: The methods, in order.
         log: Progress lines.
@@ -291,16 +312,26 @@ def run_equal_time(out_dir: str, work_dir: str, data_root: str,
         What ``equal_time.json`` holds.
 
     Raises:
-        RuntimeError: If less than ``min_pretrain_s`` per method is left for
-            pre-training after the calibration.
+        RuntimeError: If the deadline leaves less than
+            :func:`needed_seconds` at the start (nothing is run), or less
+            than ``min_pretrain_s`` per method for pre-training after the
+            calibration.
     """
+    from aemim_mm.benchmark.report import write_atomically
     from aemim_mm.evaluation.corruption import list_class_images
     from aemim_mm.evaluation.progress import format_seconds
-    start = time.monotonic()
+    start = time.time()
+    if deadline - start < needed_seconds(len(methods), settings):
+        raise RuntimeError(
+            f'equal_time: {deadline - start:.0f} s left before the deadline; '
+            f'at least {needed_seconds(len(methods), settings):.0f} s are '
+            f'needed ({len(methods)} x (min_pretrain_s + downstream_s)) '
+            'besides the calibration')
     os.makedirs(out_dir, exist_ok=True)
     json_path = osp.join(out_dir, 'equal_time.json')
     result: Dict[str, Any] = dict(
-        seed=seed, seconds=seconds, settings=settings, budget_s=None,
+        seed=seed, seconds=deadline - start, deadline=deadline,
+        settings=settings, budget_s=None,
         images=dict(train=len(list_class_images(osp.join(data_root,
                                                           'train'))),
                     test=len(list_class_images(osp.join(data_root,
@@ -308,15 +339,15 @@ def run_equal_time(out_dir: str, work_dir: str, data_root: str,
         methods={m: {} for m in methods})
 
     def save() -> None:
-        tmp = json_path + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, json_path)
+        def write(tmp: str) -> None:
+            with open(tmp, 'w') as f:
+                json.dump(result, f, indent=2)
+        write_atomically(json_path, write, work_dir)
 
     def step(message: str) -> None:
-        spent = time.monotonic() - start
-        log(f'[equal_time {spent:.0f}/{seconds:.0f} s, '
-            f'{format_seconds(max(seconds - spent, 0))} left] {message}')
+        now = time.time()
+        log(f'[equal_time {now - start:.0f}/{deadline - start:.0f} s, '
+            f'{format_seconds(max(deadline - now, 0))} left] {message}')
 
     for method in methods:
         step(f'calibrating {method} (one epoch)')
@@ -326,7 +357,7 @@ def run_equal_time(out_dir: str, work_dir: str, data_root: str,
         save()
         gc.collect()
         step(f'{method}: {cal["epoch_seconds"]:.2f} s per epoch')
-    left = seconds - (time.monotonic() - start)
+    left = deadline - time.time()
     overhead = max(result['methods'][m]['calibration']['overhead_s']
                    for m in methods)
     budget = pretrain_budget(left, len(methods), settings, overhead)
@@ -351,7 +382,7 @@ def run_equal_time(out_dir: str, work_dir: str, data_root: str,
         gc.collect()
     result['table'] = format_table(result)
     save()
-    plot(result, osp.join(out_dir, 'equal_time.png'))
+    plot(result, osp.join(out_dir, 'equal_time.png'), work_dir)
     step('done')
     log(result['table'])
     return result
