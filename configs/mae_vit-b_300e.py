@@ -31,3 +31,9 @@ train_dataloader = dict(collate_fn=dict(_delete_=True, type='default_collate'))
 # model only. Put it into the MIM model itself, so that it stays with the
 # algorithm when an AEMIM config wraps this model.
 model = dict(data_preprocessor={{_base_.data_preprocessor}})
+
+# Automatic resume, as in the upstream config: a run whose work directory
+# holds a checkpoint continues from the latest one, and a finished run trains
+# nothing more. Start a new run in a new --work-dir, or pass
+# `--cfg-options resume=False`.
+resume = True

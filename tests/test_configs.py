@@ -9,6 +9,7 @@ import functools
 import os
 import os.path as osp
 from pathlib import Path
+from typing import List
 
 import pytest
 import torch
@@ -185,6 +186,44 @@ def test_aemim_wrapper_is_no_key_of_the_merged_config(path):
     assert 'aemim_wrapper' not in cfg
     if '_base_.pop(' in path.read_text():
         assert cfg.model.type == WRAPPER
+
+
+def _local_chain(path: Path) -> List[Path]:
+    """``path`` and the repository config files it inherits (``./``,
+    ``../`` bases; ``mmpretrain::`` / ``mmdet::`` ones are upstream)."""
+    import ast
+    chain = [path]
+    for node in ast.parse(path.read_text()).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else None
+        if isinstance(target, ast.Name) and target.id == '_base_':
+            bases = ast.literal_eval(node.value)
+            for base in [bases] if isinstance(bases, str) else bases:
+                if '::' not in base:       # not a package's config
+                    chain += _local_chain((path.parent / base).resolve())
+    return chain
+
+
+ALL_CONFIGS = sorted(p for p in CONFIG_DIR.rglob('*.py')
+                     if '_base_' not in p.parts)
+RESUME_NOTE = 'Automatic resume, as in the upstream config'
+
+
+@pytest.mark.parametrize('path', ALL_CONFIGS,
+                         ids=[str(p.relative_to(CONFIG_DIR))
+                              for p in ALL_CONFIGS])
+def test_automatic_resume_is_stated_where_it_is_set(path):
+    """mmpretrain's MAE-style configs set ``resume=True``: a second run in
+    the same work directory trains nothing. Every config of ours whose
+    merged value is True states it (with the note), in itself or in a
+    repository file it inherits."""
+    cfg = Config.fromfile(str(path))
+    stated = [p for p in _local_chain(path)
+              if 'resume = True' in p.read_text()]
+    if cfg.get('resume') is True:
+        assert stated, f'{path.name} resumes automatically without a word'
+        assert all(RESUME_NOTE in p.read_text() for p in stated)
+    else:
+        assert not stated
 
 
 @pytest.mark.parametrize('name', CONFIG_NAMES)

@@ -48,6 +48,12 @@ EXPECTED = {
     'finetune/swin-b_aemim-simmim-100e-pre_100e_in1k': dict(
         TABLE2, backbone='SwinTransformer', arch='base', dims=1024,
         lr=1.25e-3 * 2048 / 512, layer_decay=0.9, epochs=100, warmup=20),
+    # iTPN-CLIP's HiViT-B: mmpretrain's HiViT recipe, 100 epochs, layer
+    # scale as pre-trained (the config's header)
+    'finetune/hivit-b_aemim-itpn-clip-pre_100e_in1k': dict(
+        TABLE2, backbone='HiViT', arch='base', dims=512,
+        lr=5e-4 * 1024 / 512, layer_decay=None, epochs=100, batch=1024,
+        per_gpu=64, rand_aug=(9, 0.5), layer_scale=0.1),
     # small CIFAR-10 runs (not in the paper)
     'finetune/vit-t-p4_cifar10_ft': dict(
         TABLE2, backbone='VisionTransformer', arch='deit-tiny', dims=192,
@@ -72,7 +78,7 @@ EXPECTED = {
 
 
 def _gpus(name: str) -> int:
-    return 1 if 'cifar10' in name else 8
+    return 1 if 'cifar10' in name else 16 if 'hivit' in name else 8
 
 
 @pytest.fixture(scope='module')
@@ -106,6 +112,8 @@ def test_config_settings(cfgs, name):
         assert backbone.arch == exp['arch']
         assert backbone.img_size == exp['img_size']
     assert backbone.get('drop_path_rate', 0.0) == exp['drop_path']
+    assert backbone.get('layer_scale_init_value', 0.0) == exp.get(
+        'layer_scale', 0.0)
     assert backbone.get('frozen_stages', -1) == exp['frozen']
     assert backbone.init_cfg.type == 'Pretrained'
     assert backbone.init_cfg.prefix == 'backbone.'

@@ -24,8 +24,10 @@ import aemim_mm  # noqa: F401  (registers the safe globals at import)
 from aemim_mm.utils import register_checkpoint_safe_globals
 from aemim_mm.utils.safe_load import (AllowListConflictError,
                                       CheckpointDownloadError,
+                                      CheckpointHTTPError,
                                       UnsafeCheckpointError,
-                                      allow_list_conflicts, safe_load)
+                                      allow_list_conflicts,
+                                      legacy_zip_member, safe_load)
 
 
 class ToyDataset(Dataset):
@@ -127,6 +129,81 @@ def test_load_from(trained: Path, request: pytest.FixtureRequest) -> None:
         assert torch.equal(value, expected[key]), key
 
 
+def weighted_mean(self, weight: float = 2.0):
+    """A custom statistic, as mmengine's test_history_buffer.py registers
+    one (module level, by ``HistoryBuffer.register_statistics``)."""
+    return self.mean() * weight
+
+
+@pytest.fixture
+def registered_statistic(monkeypatch):
+    """``weighted_mean`` registered for this test only (the class-level
+    registry is restored afterwards)."""
+    assert 'weighted_mean' not in HistoryBuffer._statistics_methods
+    HistoryBuffer.register_statistics(weighted_mean)
+    yield weighted_mean
+    del HistoryBuffer._statistics_methods['weighted_mean']
+
+
+def test_runner_resumes_with_a_registered_statistic(
+        tmp_path: Path, request: pytest.FixtureRequest,
+        registered_statistic) -> None:
+    """mmengine's extension point: the registered function is pickled into
+    every checkpoint (``HistoryBuffer.__getstate__``); resume loads it."""
+    make_runner(tmp_path, f'{request.node.name}_first', max_iters=2).train()
+    from aemim_mm.utils.safe_load import _globals_in_checkpoint
+    name = f'{weighted_mean.__module__}.weighted_mean'
+    assert name in _globals_in_checkpoint(str(tmp_path / 'iter_2.pth'))
+    runner = make_runner(tmp_path, f'{request.node.name}_resume',
+                         max_iters=3, resume=True)
+    runner.train()
+    assert runner.iter == 3
+    hub = safe_load(tmp_path / 'iter_3.pth')['message_hub']
+    loss = hub['log_scalars']['train/loss']
+    assert loss.statistics('weighted_mean') == 2 * loss.mean()
+
+
+def test_a_statistic_not_registered_here_is_refused(
+        tmp_path: Path, registered_statistic) -> None:
+    buffer = HistoryBuffer()
+    buffer.update(1.0)
+    torch.save({'hub': buffer}, tmp_path / 'ckpt.pth')
+    assert safe_load(tmp_path / 'ckpt.pth')['hub'].statistics(
+        'weighted_mean') == 2.0
+    del HistoryBuffer._statistics_methods['weighted_mean']   # another run
+    try:
+        with pytest.raises(UnsafeCheckpointError,
+                           match=r'\.weighted_mean'):
+            safe_load(tmp_path / 'ckpt.pth')
+    finally:
+        HistoryBuffer._statistics_methods['weighted_mean'] = weighted_mean
+
+
+def _legacy_zip(path: Path, member: str = 'model.pth') -> Path:
+    """A checkpoint in torch.hub's legacy format: a zip around one old-style
+    (not zip) ``torch.save`` file."""
+    import zipfile
+    inner = path.parent / 'inner.pth'
+    torch.save({'state_dict': {'w': torch.arange(3.)}}, inner,
+               _use_new_zipfile_serialization=False)
+    with zipfile.ZipFile(path, 'w') as archive:
+        archive.write(inner, member)
+    inner.unlink()
+    return path
+
+
+def test_legacy_zip_is_recognised_and_refused_locally_by_name(
+        tmp_path: Path) -> None:
+    path = _legacy_zip(tmp_path / 'legacy.zip')
+    assert legacy_zip_member(str(path)) == 'model.pth'
+    plain = tmp_path / 'plain.pth'
+    torch.save({'w': torch.ones(1)}, plain)
+    assert legacy_zip_member(str(plain)) is None    # torch's own zip format
+    with pytest.raises(RuntimeError,
+                       match=r"legacy\.zip'.*'model\.pth'.*legacy"):
+        safe_load(path)
+
+
 def test_register_is_idempotent() -> None:
     register_checkpoint_safe_globals()
     before = len(torch.serialization.get_safe_globals())
@@ -200,6 +277,8 @@ def test_getattr_is_limited_to_history_buffer_statistics(
     (AllowListConflictError, (UnsafeCheckpointError, pickle.UnpicklingError)),
     # a failed download: what mmengine's own download raised
     (CheckpointDownloadError, (urllib.error.URLError, OSError)),
+    (CheckpointHTTPError, (CheckpointDownloadError, urllib.error.HTTPError,
+                           urllib.error.URLError, OSError)),
 ])
 def test_error_types(error: type, bases: tuple) -> None:
     for base in bases:

@@ -486,8 +486,45 @@ def test_failed_download_is_a_url_error_naming_url_and_cache(
     error = info.value
     assert isinstance(error, OSError)
     assert (error.url, error.filename) == (f'{url}/missing.pth', str(path))
-    assert isinstance(error.reason, reason)
+    assert isinstance(error.__cause__, reason)
+    if reason is urllib.error.HTTPError:    # urllib's attributes, e.code
+        assert isinstance(error, urllib.error.HTTPError)
+        assert error.code == 404
+        assert error.reason == error.msg == error.__cause__.msg
+        assert 'HTTP Error 404' in str(error)
+    else:
+        assert not isinstance(error, urllib.error.HTTPError)
+        assert isinstance(error.reason, reason)
     assert not path.exists()     # nothing half-written
+
+
+def test_legacy_zip_download_is_extracted_and_loaded_safely(
+        served, tmp_path: Path) -> None:
+    """torch.hub's legacy format (a zip around one old-style .pth), which
+    mmengine loads over http: extracted beside the download, then loaded
+    with weights_only."""
+    import zipfile
+    folder, url, cache = served
+    inner = tmp_path / 'inner.pth'
+    torch.save({'state_dict': {'w': torch.arange(3.)}}, inner,
+               _use_new_zipfile_serialization=False)
+    with zipfile.ZipFile(folder / 'legacy.pth', 'w') as archive:
+        archive.write(inner, 'legacy_inner.pth')
+    ckpt = CheckpointLoader.load_checkpoint(f'{url}/legacy.pth')
+    torch.testing.assert_close(ckpt['state_dict']['w'], torch.arange(3.))
+    assert (cache / 'legacy_inner.pth').is_file()
+
+
+def test_legacy_zip_member_that_is_a_path_is_refused(served,
+                                                     tmp_path: Path) -> None:
+    import zipfile
+    folder, url, cache = served
+    with zipfile.ZipFile(folder / 'evil.pth', 'w') as archive:
+        archive.writestr('../outside.pth', b'x')
+    with pytest.raises(RuntimeError, match=r"'\.\./outside\.pth'.*not a "
+                       r"plain file name"):
+        load_url_safely(f'{url}/evil.pth')
+    assert not (cache.parent / 'outside.pth').exists()
 
 
 # ------------------------------------------ mmengine's own loaders, per call

@@ -247,6 +247,12 @@ class EncoderExport:
         lines += [f'  {group}: {n}' for group, n in _groups(self.kept)]
         lines.append(f'loads into mmpretrain {self.target} (strict); '
                      f'{len(self.converted)} tensors under new names')
+        if self.arch.get('layer_scale'):
+            lines.append(
+                f'  layer scale: build the fine-tuning {self.target} with '
+                'layer_scale_init_value > 0, or loading drops every layer-'
+                'scale tensor (check a config: tools/export_encoder.py '
+                '--finetune-config CONFIG)')
         renamed: 'OrderedDict[Tuple[str, str], int]' = OrderedDict()
         for new, old in self.converted.items():
             pair = (_group(old), _group(_BACKBONE + new))
@@ -471,7 +477,10 @@ def _infer_arch(kind: str,
                    if k.startswith('blocks.'))
         arch = dict(
             embed_dims=int(encoder[f'blocks.{last}.norm1.weight'].shape[0]),
-            blocks_per_stage=_hivit_blocks(encoder))
+            blocks_per_stage=_hivit_blocks(encoder),
+            rpe=int(any(k.endswith('relative_position_bias_table')
+                        for k in encoder)),
+            layer_scale=int(f'blocks.{last}.gamma_1' in encoder))
         if 'pos_embed' in encoder:
             arch['num_patches'] = int(encoder['pos_embed'].shape[1])
         return arch

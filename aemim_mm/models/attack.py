@@ -1,4 +1,5 @@
-"""FeatureDistancePGD: the label-free attack of AEMIM.
+"""PixelPGD, the L-inf attack on normalised images, and FeatureDistancePGD,
+the label-free attack of AEMIM built on it.
 
 Maximises the distance between the encoder's features of the masked
 adversarial image and (stop-gradient) those of the masked clean image::
@@ -90,43 +91,37 @@ def feature_distance(feat_adv: torch.Tensor, feat_clean: torch.Tensor,
 
 
 @MODELS.register_module()
-class FeatureDistancePGD:
-    """Label-free PGD on the encoder's feature distance.
+class PixelPGD:
+    """L-inf PGD on normalised images, against any objective.
+
+    Maximises ``objective(x_a)`` over ``|x_a - x|_inf <= eps`` and the valid
+    pixel box, by ``steps`` signed-gradient steps from ``x + U(-eps, eps)``
+    (or from ``x``); ``steps=1`` with ``step_size=eps`` and no random start
+    is FGSM. Budgets are in 0-255 pixel units and converted per channel.
 
     Args:
-        eps: L-inf budget in 0-255 pixel units (paper: 2). ``>= 0``.
-        steps: Attack steps T (AEMIM: 2; Fast AEMIM: 1, i.e. FGSM with a
-            random start). ``>= 0``; 0 keeps the random start.
-        step_size: Step size mu in 0-255 pixel units. ``None`` (default)
-            means ``eps / steps`` (not in the paper).
-        distance: One of ``'l2'`` (default, best in the paper's ablation),
-            ``'kl'``, ``'cos'``, ``'rec'`` (the MIM reconstruction loss as
-            adversarial loss, the paper's ablation).
-        random_start: Start from ``x + U(-eps, eps)`` (paper: yes).
+        eps: L-inf budget in 0-255 pixel units. ``>= 0``.
+        steps: Attack steps. ``>= 0``; 0 keeps the random start.
+        step_size: Step size in 0-255 pixel units. ``None`` (default) means
+            ``eps / steps``.
+        random_start: Start from ``x + U(-eps, eps)`` (default) or ``x``.
         amp_dtype: ``None`` (default): the attack runs in the precision of
-            the surrounding training step (fp32, or the autocast of
-            ``AmpOptimWrapper``). ``'bfloat16'`` or ``'float16'``: its
-            forward passes run under ``torch.autocast`` with that dtype on
-            the input's device, also in fp32 training (not in the paper;
-            what it saves on a CPU with native bf16: the README's
-            Performance section). The adversarial example and the model's
-            training passes keep their own precision.
+            the surrounding step. ``'bfloat16'`` or ``'float16'``: its
+            forward passes run under ``torch.autocast`` with that dtype.
 
-    The values are plain attributes: :class:`FeatureDistancePGDHook` changes
-    ``eps``, ``steps`` and ``step_size`` during training.
+    The values are plain attributes (a hook may change ``eps``, ``steps``
+    and ``step_size`` during training).
     """
 
     def __init__(self,
                  eps: float = 2.0,
                  steps: int = 2,
                  step_size: Optional[float] = None,
-                 distance: str = 'l2',
                  random_start: bool = True,
                  amp_dtype: Optional[str] = None) -> None:
         self.eps = eps
         self.steps = steps
         self.step_size = step_size
-        self.distance = distance
         self.random_start = random_start
         self.amp_dtype = amp_dtype
         self.validate()
@@ -139,9 +134,6 @@ class FeatureDistancePGD:
                 f'steps must be an int >= 0, got {self.steps!r}.')
         if self.step_size is not None:
             check_budget('step_size', self.step_size)
-        if self.distance not in DISTANCES:
-            raise ValueError(f'distance must be one of {DISTANCES}, '
-                             f'got {self.distance!r}.')
         if not isinstance(self.random_start, bool):
             raise ValueError(
                 f'random_start must be a bool, got {self.random_start!r}.')
@@ -149,14 +141,9 @@ class FeatureDistancePGD:
             raise ValueError(f'amp_dtype must be None or one of {AMP_DTYPES},'
                              f' got {self.amp_dtype!r}.')
 
-    @property
-    def needs_decoder(self) -> bool:
-        """Whether the adversarial loss runs the decoder (``'rec'`` only)."""
-        return self.distance == 'rec'
-
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
-                f'step_size={self.step_size}, distance={self.distance!r}, '
+                f'step_size={self.step_size}, '
                 f'random_start={self.random_start}, '
                 f'amp_dtype={self.amp_dtype!r})')
 
@@ -177,9 +164,10 @@ class FeatureDistancePGD:
 
         Args:
             x: Normalised clean images (B, C, H, W).
-            adv_loss: Maps normalised images to the per-sample adversarial
-                loss (B,) to maximise, run with the adversarial adapters and
-                the sample's fixed mask (the wrapper builds it).
+            adv_loss: Maps normalised images to the loss to maximise: per
+                sample (B,) or a scalar (a batch objective such as a
+                contrastive loss); the caller runs it with the route and
+                masks it needs.
             mean: Per-channel mean of the normalisation, 0-255 units, (C,).
             std: Per-channel std of the normalisation, 0-255 units, (C,).
             noise: Uniform [0, 1) draws shaped like ``x`` for the random
@@ -230,6 +218,62 @@ class FeatureDistancePGD:
             x_adv=(x + delta).detach(),
             dist_init=dist_init,
             num_fallback=int(failed.sum()))
+
+
+@MODELS.register_module()
+class FeatureDistancePGD(PixelPGD):
+    """Label-free PGD on the encoder's feature distance (AEMIM's attack).
+
+    Args:
+        eps: L-inf budget in 0-255 pixel units (paper: 2). ``>= 0``.
+        steps: Attack steps T (AEMIM: 2; Fast AEMIM: 1, i.e. FGSM with a
+            random start). ``>= 0``; 0 keeps the random start.
+        step_size: Step size mu in 0-255 pixel units. ``None`` (default)
+            means ``eps / steps`` (not in the paper).
+        distance: One of ``'l2'`` (default, best in the paper's ablation),
+            ``'kl'``, ``'cos'``, ``'rec'`` (the MIM reconstruction loss as
+            adversarial loss, the paper's ablation).
+        random_start: Start from ``x + U(-eps, eps)`` (paper: yes).
+        amp_dtype: ``None`` (default): the attack runs in the precision of
+            the surrounding training step (fp32, or the autocast of
+            ``AmpOptimWrapper``). ``'bfloat16'`` or ``'float16'``: its
+            forward passes run under ``torch.autocast`` with that dtype on
+            the input's device, also in fp32 training (not in the paper;
+            what it saves on a CPU with native bf16: the README's
+            Performance section). The adversarial example and the model's
+            training passes keep their own precision.
+
+    The values are plain attributes: :class:`FeatureDistancePGDHook` changes
+    ``eps``, ``steps`` and ``step_size`` during training.
+    """
+
+    def __init__(self,
+                 eps: float = 2.0,
+                 steps: int = 2,
+                 step_size: Optional[float] = None,
+                 distance: str = 'l2',
+                 random_start: bool = True,
+                 amp_dtype: Optional[str] = None) -> None:
+        self.distance = distance
+        super().__init__(eps, steps, step_size, random_start, amp_dtype)
+
+    def validate(self) -> None:
+        """Check every option; raise naming the option and what is allowed."""
+        super().validate()
+        if self.distance not in DISTANCES:
+            raise ValueError(f'distance must be one of {DISTANCES}, '
+                             f'got {self.distance!r}.')
+
+    @property
+    def needs_decoder(self) -> bool:
+        """Whether the adversarial loss runs the decoder (``'rec'`` only)."""
+        return self.distance == 'rec'
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(eps={self.eps}, steps={self.steps}, '
+                f'step_size={self.step_size}, distance={self.distance!r}, '
+                f'random_start={self.random_start}, '
+                f'amp_dtype={self.amp_dtype!r})')
 
 
 def _finite_mean(loss: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:

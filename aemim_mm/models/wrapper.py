@@ -33,16 +33,17 @@ from .adapters import (ADAPTERS, adapter_route, adversarial_state_dict_keys,
                        reset_adversarial_adapters)
 from .algorithms import build_mim_interface, select_samples
 from .attack import AttackResult, feature_distance
+from .drop_path import DropPathDraws, drop_path_layers, record_drop_paths
 from .optim_support import check_optim_wrapper
 from .patchify import patchify_as_matmul
 from .profiling import (ADVERSARIAL, ADVERSARIAL_UPDATE, ATTACK,
                         CLEAN_BACKWARD, CLEAN_FORWARD)
 from .randomness import START, SampleRandomness
 from .split_norm import eval_norms, frozen_running_stats
+from .state_dict_prefix import add_algorithm_prefix, strip_algorithm_prefix
 from .sync_batch_norm import (check_equal_adversarial_forwards,
                               one_process_batch_norms)
 
-_ALGO = 'algorithm.'
 #: mmpretrain 1.2.0 modules whose ``init_weights`` applies a ``Pretrained``
 #: ``init_cfg`` and THEN re-initialises parameters (``MAEViT``: cls_token,
 #: pos_embed, the patch projection; ``MAEPretrainDecoder``: mask_token,
@@ -134,11 +135,13 @@ class AdversarialMIMWrapper(BaseModel):
             one_process_batch_norms(algorithm)     # see sync_batch_norm
         convert_adapters(algorithm, adapter,
                          mim.adapter_scope(tuple(adapter_scope)))
+        #: drop-path layers: one draw per sample for every pass (drop_path)
+        self._drop_paths = drop_path_layers(algorithm)
         self._adversarial_keys = adversarial_state_dict_keys(
             algorithm.state_dict())
         # Keys as in the plain algorithm: `backbone.…`, not `algorithm.backbone.…`.
-        self.register_state_dict_post_hook(_strip_algorithm_prefix)
-        self.register_load_state_dict_pre_hook(_add_algorithm_prefix)
+        self.register_state_dict_post_hook(strip_algorithm_prefix)
+        self.register_load_state_dict_pre_hook(add_algorithm_prefix)
 
     # ------------------------------------------------------------------ #
     def loss(self, inputs: torch.Tensor,
@@ -170,16 +173,18 @@ class AdversarialMIMWrapper(BaseModel):
         """Line 11: ``L_c = L_mim(F(x^m; psi + phi_c), x)``.
 
         Also computes, once, what every later pass uses: the reconstruction
-        target of the CLEAN batch (without gradient) and one mask per sample.
+        target of the CLEAN batch (without gradient), one mask and one
+        drop-path draw per sample.
         """
         x = self.mim.model_input(inputs)    # the view that is attacked
         rng = SampleRandomness(x.shape[0], x.device, self.sample_seed)
         target, mask = self.mim.prepare(inputs, data_samples, rng)
-        with adapter_route(self, 'clean'):
+        with adapter_route(self, 'clean'), record_drop_paths(
+                self._drop_paths) as drop_paths:
             rec_clean, feat_clean, _ = self.mim.reconstruction_loss(
                 x, mask, target)
         return CleanPass(x, mask, rng, rec_clean, feat_clean.detach(),
-                         target=target)
+                         target=target, drop_paths=drop_paths)
 
     def adversarial_step(self, clean: 'CleanPass') -> 'AdversarialPass':
         """Lines 4-10 and 12: select ``x'``, craft ``x_a``, compute ``L_a``."""
@@ -188,7 +193,7 @@ class AdversarialMIMWrapper(BaseModel):
         if idx.numel() == 0:    # alpha * B rounds to 0 on this process
             return AdversarialPass(idx)
         x_sel, mask, target, target_feat = clean.select(idx)
-        with adapter_route(self, 'adv'):
+        with adapter_route(self, 'adv'), clean.drop_paths.replay(idx):
             # 5-10: x_a = PGD-T(x') on L_adv from x' + delta_x, theta fixed
             attack = self.craft(x_sel, mask, target_feat, target,
                                 clean.rng, idx)
@@ -355,11 +360,13 @@ class AdversarialMIMWrapper(BaseModel):
             inputs, data_samples, SampleRandomness(x.shape[0], x.device),
             update_state=False)
         with eval_norms(self.algorithm):
-            with torch.no_grad(), adapter_route(self, 'clean'):
+            with torch.no_grad(), adapter_route(self, 'clean'), \
+                    record_drop_paths(self._drop_paths) as drop_paths:
                 _, feat_clean, pred = self.mim.reconstruction_loss(
                     x, mask, target)
                 recon = self.mim.reconstruct_image(pred, x, mask)
-            with torch.enable_grad(), adapter_route(self, 'adv'):
+            with torch.enable_grad(), adapter_route(self, 'adv'), \
+                    drop_paths.replay():
                 x_adv = self.attack(
                     x, self._adv_loss(mask, feat_clean, target), mean,
                     std).x_adv
@@ -444,6 +451,8 @@ class CleanPass:
         feat_clean: ``sg(E(x^m))``, the attack's target (detached).
         target: The reconstruction target of the clean batch (no gradient),
             for both passes.
+        drop_paths: The clean pass's drop-path draws, replayed by the
+            attack and the adversarial pass.
         sole_process: Set by :func:`clean_first_train_step` when ``L_c`` is
             already backpropagated and no DDP synchronises the next
             backward (see :meth:`AdversarialMIMWrapper._without_adversarial`).
@@ -454,6 +463,7 @@ class CleanPass:
     rec_clean: torch.Tensor
     feat_clean: torch.Tensor
     target: Any = None
+    drop_paths: Optional[DropPathDraws] = None
     sole_process: bool = False
 
     def select(self, idx: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor,
@@ -591,32 +601,3 @@ def check_ratio(name: str, value: float) -> None:
     """Raise unless ``value`` is a number in [0, 1]."""
     if not is_number(value) or not 0 <= value <= 1:
         raise ValueError(f'{name} must be a number in [0, 1], got {value!r}.')
-
-
-def _strip_algorithm_prefix(module, state_dict, prefix, local_metadata):
-    """State-dict hook: ``algorithm.backbone.x`` -> ``backbone.x``."""
-    old = prefix + _ALGO
-    for key in [k for k in state_dict if k.startswith(old)]:
-        state_dict[prefix + key[len(old):]] = state_dict.pop(key)
-
-
-def _add_algorithm_prefix(module, state_dict, prefix, *args):
-    """Load pre-hook: accept plain keys (``backbone.x``) and prefixed ones.
-
-    A plain MAE / SimMIM / SparK checkpoint has no adversarial adapters: each
-    missing ``adv_*`` entry (parameter or running statistic) is then filled
-    with its clean twin, the same start that
-    :func:`~aemim_mm.models.adapters.reset_adversarial_adapters` gives.
-    """
-    for key in list(state_dict):
-        rest = key[len(prefix):]
-        if key.startswith(prefix) and not rest.startswith(
-                (_ALGO, 'data_preprocessor.')):
-            state_dict[prefix + _ALGO + rest] = state_dict.pop(key)
-    names = [n for n, _ in module.named_parameters()]
-    names += [n for n, _ in module.named_buffers()]
-    for name in names:
-        if is_adversarial_key(name) and prefix + name not in state_dict:
-            clean = prefix + clean_twin_key(name)
-            if clean in state_dict:
-                state_dict[prefix + name] = state_dict[clean]

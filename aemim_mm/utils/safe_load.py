@@ -19,6 +19,9 @@ the list were found by saving checkpoints with a real ``Runner``
 only adds the grad scaler's state, a dict of Python numbers) and listing their
 globals with :func:`torch.serialization.get_unsafe_globals_in_checkpoint`.
 The config in ``meta['cfg']`` is stored as text: no ``ConfigDict`` needed.
+``HistoryBuffer.register_statistics`` (mmengine's extension point) adds a
+function that every checkpoint then names too: exactly the functions
+registered in the loading process are allowed (:func:`registered_statistics`).
 
 torch resolves a global by name, and when two different objects on its
 allow-list share a name (the real ``getattr`` allow-listed by someone else, and
@@ -31,7 +34,10 @@ mmengine's loaders hand checkpoints to :func:`safe_load`: local files
 (:func:`register_safe_local_loader`) and downloads
 (:func:`register_safe_url_loaders`; mmengine downloads with
 ``torch.hub.load_state_dict_from_url``, whose ``weights_only`` defaults to
-``False``). Inside ``with`` :func:`mmengine_loaders`, those two loaders hand
+``False``). A failed download raises :class:`CheckpointDownloadError` (a
+``URLError``; :class:`CheckpointHTTPError`, an ``HTTPError`` too, when the
+server answered with an HTTP status); a download in torch.hub's legacy zip
+format is extracted, as torch.hub does, and loaded safely. Inside ``with`` :func:`mmengine_loaders`, those two loaders hand
 the call to mmengine's own functions instead, in that thread only.
 ``docs/import_effects.md`` lists everything ``import aemim_mm`` changes.
 """
@@ -56,7 +62,7 @@ __all__ = [
     'register_checkpoint_safe_globals', 'register_safe_local_loader',
     'register_safe_url_loaders', 'safe_load', 'mmengine_loaders',
     'allow_list_conflicts', 'UnsafeCheckpointError', 'AllowListConflictError',
-    'CheckpointDownloadError'
+    'CheckpointDownloadError', 'CheckpointHTTPError'
 ]
 
 SafeGlobal = Union[Callable, Tuple[Callable, str]]
@@ -121,6 +127,29 @@ class CheckpointDownloadError(urllib.error.URLError):
                 f'{self.filename!r}: {self.reason}')
 
 
+class CheckpointHTTPError(CheckpointDownloadError, urllib.error.HTTPError):
+    """A checkpoint download the server answered with an HTTP error.
+
+    Also a ``urllib.error.HTTPError``, with its attributes as urllib sets
+    them: ``code`` (the status, e.g. 404), ``reason`` / ``msg`` (the
+    status message), ``headers``; and ``url`` and ``filename`` (the cache
+    path) as :class:`CheckpointDownloadError`. The ``HTTPError`` that the
+    download raised is ``__cause__``.
+    """
+
+    def __init__(self, url: str, path: str,
+                 error: urllib.error.HTTPError) -> None:
+        urllib.error.HTTPError.__init__(self, url, error.code, error.msg,
+                                        error.hdrs, None)
+        self.args = (error, path)
+        self.url = url
+        self.filename = path
+
+    def __str__(self) -> str:
+        return (f'Could not download checkpoint {self.url!r} to '
+                f'{self.filename!r}: HTTP Error {self.code}: {self.msg}')
+
+
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
     """Stand-in for ``builtins.getattr`` while unpickling a checkpoint.
 
@@ -181,6 +210,28 @@ def _safe_globals() -> List[SafeGlobal]:
     return items
 
 
+def registered_statistics() -> List[Tuple[Callable, str]]:
+    """The statistics registered with ``HistoryBuffer.register_statistics``
+    in this process, as allow-list items.
+
+    ``HistoryBuffer.__getstate__`` pickles every registered statistic into
+    the checkpoint (mmengine's extension point), by its module and name.
+    Exactly these function objects are allowed, under those names: a
+    checkpoint that names a function this process did not register is still
+    refused.
+
+    Returns:
+        ``(function, 'module.qualname')`` for each registered function other
+        than ``HistoryBuffer``'s own ``min`` / ``max`` / ``current`` /
+        ``mean``.
+    """
+    own = {getattr(HistoryBuffer, name) for name in _HISTORY_BUFFER_METHODS}
+    return [(fn, f'{fn.__module__}.{fn.__qualname__}')
+            for fn in HistoryBuffer._statistics_methods.values()
+            if fn not in own and callable(fn)
+            and hasattr(fn, '__module__') and hasattr(fn, '__qualname__')]
+
+
 def register_checkpoint_safe_globals() -> None:
     """Allow mmengine's own checkpoints under ``weights_only=True``.
 
@@ -213,7 +264,8 @@ def allow_list_conflicts() -> Dict[str, List[Any]]:
         object and to another one, the objects under that name, aemim_mm's
         first. Empty when there is no conflict.
     """
-    ours = {name: obj for obj, name in map(_entry, _safe_globals())}
+    ours = {name: obj for obj, name in map(
+        _entry, _safe_globals() + registered_statistics())}
     conflicts: Dict[str, List[Any]] = {}
     for item in torch.serialization.get_safe_globals():
         obj, name = _entry(item)
@@ -295,7 +347,9 @@ def _refuse_ambiguous_globals(path: str) -> None:
 def _disallowed_globals(path: str) -> List[str]:
     """List the globals of a checkpoint that are not allowed (best effort)."""
     try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        with torch.serialization.safe_globals(registered_statistics()):
+            return list(
+                torch.serialization.get_unsafe_globals_in_checkpoint(path))
     except Exception:  # not a zip checkpoint, unreadable ...
         return []
 
@@ -308,6 +362,45 @@ def _reason(message: str) -> str:
         if any(key in line for key in _REASON_KEYS):
             return line
     return ' '.join(line for line in lines if line)
+
+
+def legacy_zip_member(path: str) -> Optional[str]:
+    """The member of a checkpoint in torch.hub's legacy zip format.
+
+    That format is a zip archive around ONE file, an old-style (not zip)
+    ``torch.save`` file; a ``torch.save`` zip file has a folder of records
+    instead.
+
+    Args:
+        path: The checkpoint file.
+
+    Returns:
+        The name of its one member, or ``None`` for anything else.
+    """
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+    if len(members) == 1 and not members[0].is_dir():
+        return members[0].filename
+    return None
+
+
+def _extract_legacy_zip(path: str, member: str, folder: str) -> str:
+    """Extract the one ``member`` of a legacy zip checkpoint into ``folder``.
+
+    Raises:
+        RuntimeError: If ``member`` is not a plain file name (a path could
+            write outside ``folder``).
+    """
+    if os.path.basename(member) != member or member in ('', '.', '..'):
+        raise RuntimeError(
+            f'Refused to extract checkpoint {path!r}: its one member '
+            f'{member!r} (torch.hub\'s legacy zip format) is not a plain file '
+            'name.')
+    with zipfile.ZipFile(path) as archive:
+        archive.extract(member, folder)
+    return os.path.join(folder, member)
 
 
 def safe_load(path: Union[str, os.PathLike],
@@ -331,12 +424,24 @@ def safe_load(path: Union[str, os.PathLike],
             (e.g. ``builtins.getattr``, when the real ``getattr`` is
             allow-listed too); the message names the file, the name and both
             objects.
+        RuntimeError: If ``path`` is in torch.hub's legacy zip format
+            (:func:`legacy_zip_member`); the message names the file and its
+            member.
     """
     register_checkpoint_safe_globals()
     path = os.fspath(path)
+    member = legacy_zip_member(path)
+    if member is not None:
+        raise RuntimeError(
+            f'Cannot load checkpoint {path!r}: it is a zip archive around '
+            f'one file, {member!r} (torch.hub\'s legacy checkpoint format), '
+            'which torch.load does not read. Load it through its URL (the '
+            'download extracts it) or extract that file and load it.')
     _refuse_ambiguous_globals(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(registered_statistics()):
+            return torch.load(path, map_location=map_location,
+                              weights_only=True)
     except pickle.UnpicklingError as e:
         found = _disallowed_globals(path)
         what = (f'globals not on the weights_only allow-list '
@@ -348,8 +453,13 @@ def safe_load(path: Union[str, os.PathLike],
             f'{_reason(str(e))}') from None
 
 
-def load_from_local_safely(filename: str, map_location: Any) -> Any:
+def load_from_local(filename: str, map_location: Any) -> Any:
     """mmengine's loader for local paths, through :func:`safe_load`.
+
+    It has the name of the mmengine function it replaces (as
+    ``CheckpointLoader``'s ``''`` scheme), so that code and tests reading
+    the loader's ``__name__`` see mmengine's; ``load_from_local_safely`` is
+    the same function.
 
     Same behaviour as mmengine's ``load_from_local`` (``weights_only`` stays
     on), but a refused checkpoint raises :class:`UnsafeCheckpointError`
@@ -368,12 +478,16 @@ def load_from_local_safely(filename: str, map_location: Any) -> Any:
         UnsafeCheckpointError: If :func:`safe_load` refuses the checkpoint.
     """
     if _USE_MMENGINE_LOADERS.get():
-        from mmengine.runner.checkpoint import load_from_local
-        return load_from_local(filename, map_location)
+        from mmengine.runner import checkpoint
+        return checkpoint.load_from_local(filename, map_location)
     filename = os.path.expanduser(filename)
     if not os.path.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
     return safe_load(filename, map_location=map_location)
+
+
+#: The former name of :func:`load_from_local` (same function).
+load_from_local_safely = load_from_local
 
 
 def register_safe_local_loader() -> None:
@@ -381,7 +495,7 @@ def register_safe_local_loader() -> None:
     ``init_cfg=dict(type='Pretrained')``) through :func:`safe_load`."""
     from mmengine.runner import CheckpointLoader
     CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local_safely, force=True)
+        prefixes='', loader=load_from_local, force=True)
 
 
 def load_url_safely(url: str,
@@ -406,10 +520,18 @@ def load_url_safely(url: str,
     Returns:
         The loaded checkpoint.
 
+    A download in torch.hub's legacy format (a zip archive around one
+    old-style ``.pth`` file) is extracted next to it, as
+    ``torch.hub.load_state_dict_from_url`` does, and the extracted file is
+    loaded.
+
     Raises:
         CheckpointDownloadError: If the download fails (a
             ``urllib.error.URLError``); the message names the URL and the
-            cache path.
+            cache path. :class:`CheckpointHTTPError` (also a
+            ``urllib.error.HTTPError``, with ``code``) when the server
+            answered with an HTTP error.
+        RuntimeError: If a legacy zip's member is not a plain file name.
         UnsafeCheckpointError: If :func:`safe_load` refuses the checkpoint.
     """
     if _USE_MMENGINE_LOADERS.get():
@@ -422,8 +544,13 @@ def load_url_safely(url: str,
     if not os.path.exists(path):
         try:    # torch writes a temporary file and moves it when complete
             torch.hub.download_url_to_file(url, path, progress=progress)
-        except OSError as e:    # URLError, HTTPError: often without the URL
+        except urllib.error.HTTPError as e:     # without the URL
+            raise CheckpointHTTPError(url, path, e) from e
+        except OSError as e:    # URLError, timeouts: often without the URL
             raise CheckpointDownloadError(url, path, e) from e
+    member = legacy_zip_member(path)
+    if member is not None:      # torch.hub's legacy format: extract, load
+        path = _extract_legacy_zip(path, member, model_dir)
     return safe_load(path, map_location=map_location)
 
 

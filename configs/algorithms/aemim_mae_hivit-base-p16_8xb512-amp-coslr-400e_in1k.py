@@ -22,3 +22,9 @@ train_dataloader = dict(collate_fn=dict(_delete_=True, type='default_collate'))
 # gradient: the frozen target generator, unused norms), kept under AEMIM's
 # DDP wrapper
 model_wrapper_cfg = dict(find_unused_parameters=True)
+
+# Automatic resume, as in the upstream config: a run whose work directory
+# holds a checkpoint continues from the latest one, and a finished run trains
+# nothing more. Start a new run in a new --work-dir, or pass
+# `--cfg-options resume=False`.
+resume = True

@@ -17,3 +17,9 @@ model = dict(_base_.pop('aemim_wrapper'), _delete_=True,
 # mmpretrain:: configs put a `_scope_` key into collate_fn; default_collate
 # rejects it
 train_dataloader = dict(collate_fn=dict(_delete_=True, type='default_collate'))
+
+# Automatic resume, as in the upstream config: a run whose work directory
+# holds a checkpoint continues from the latest one, and a finished run trains
+# nothing more. Start a new run in a new --work-dir, or pass
+# `--cfg-options resume=False`.
+resume = True

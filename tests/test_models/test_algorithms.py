@@ -17,7 +17,8 @@ from aemim_mm.models.algorithms import base as algorithms_base
 from mmpretrain.models.selfsup import MAE
 from mmpretrain.registry import MODELS
 from tiny_algorithms import CASES, case_cfg, itpn_cfg
-from tiny_models import MAE_VIT, build_wrapper, mae_cfg, valid_images
+from tiny_models import (MAE_VIT, build_wrapper, mae_cfg, simmim_cfg,
+                         valid_images)
 
 SUPPORTED = (r"\['BEiT', 'CAE', 'EVA', 'MAE', 'MFF', 'MILAN', 'MaskFeat', "
              r"'MixMIM', 'SimMIM', 'SparK', 'iTPN'\]\. ")
@@ -487,6 +488,9 @@ def test_explicit_registration_serves_the_subclass(monkeypatch):
     (dict(itpn_cfg(), backbone=dict(mae_cfg()['backbone'])),
      r"supports iTPN with the backbone iTPNHiViT \(exact type\), got "
      r"MAEViT"),
+    (dict(simmim_cfg(), backbone=dict(mae_cfg()['backbone'])),
+     r"supports SimMIM with the backbone SimMIMSwinTransformer \(exact "
+     r"type\), got MAEViT"),
 ])
 def test_unsupported_backbone_or_variant_is_refused(algorithm, match):
     with pytest.raises(TypeError, match=match):

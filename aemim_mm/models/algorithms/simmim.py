@@ -3,15 +3,25 @@ from typing import List
 
 import torch
 
-from mmpretrain.models.selfsup import SimMIM
+from torch import nn
+
+from mmpretrain.models.selfsup import SimMIM, SimMIMSwinTransformer
 from mmpretrain.structures import DataSample
 from ..randomness import SampleRandomness
-from .base import MIMInterface, register_mim_interface
+from .base import MIMInterface, check_backbone, register_mim_interface
 
 
 @register_mim_interface(SimMIM)
 class SimMIMInterface(MIMInterface):
     """SimMIM: the mask comes with the data (``SimMIMMaskGenerator``)."""
+
+    #: Exact backbone types the interface handles: ``encode`` reads the
+    #: backbone's last (B, C, H, W) feature map of ``backbone(img, mask)``.
+    BACKBONES = (SimMIMSwinTransformer, )
+
+    def __init__(self, algorithm: nn.Module) -> None:
+        super().__init__(algorithm)
+        check_backbone(algorithm, self.BACKBONES)
 
     def sample_mask(self, inputs: torch.Tensor,
                     data_samples: List[DataSample],
