@@ -1,8 +1,9 @@
 """Every shipped pre-training config trains one iteration at its shipped size.
 
-For each config under ``configs/`` and ``configs/algorithms/`` whose model is
-a pre-training model (AEMIM, Fast AEMIM, the plain MAE / SimMIM baselines,
-every wrapped mmpretrain algorithm), mmengine's Runner builds the model as
+For each config under ``configs/``, ``configs/algorithms/`` and
+``configs/survey/`` whose model is a pre-training model (AEMIM, Fast AEMIM,
+the plain MAE / SimMIM baselines, every wrapped mmpretrain algorithm, the
+survey's methods), mmengine's Runner builds the model as
 the file ships it and trains ONE iteration on two real photos (scikit-image's,
 written as JPEGs) at batch 2 on the CPU, through the config's own pipeline,
 data preprocessor, optimizer constructor, schedulers and hooks.
@@ -36,7 +37,8 @@ import torch
 from mmengine.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIRS = (REPO_ROOT / 'configs', REPO_ROOT / 'configs' / 'algorithms')
+CONFIG_DIRS = (REPO_ROOT / 'configs', REPO_ROOT / 'configs' / 'algorithms',
+               REPO_ROOT / 'configs' / 'survey')
 PHOTOS = ('astronaut', 'chelsea')
 pytestmark = pytest.mark.slow
 
@@ -44,6 +46,7 @@ pytestmark = pytest.mark.slow
 def _is_pretraining(cfg: Config) -> bool:
     """Whether ``cfg`` builds a self-supervised pre-training model."""
     import aemim_mm  # noqa: F401  (registers the wrapper)
+    from aemim_mm.models.adversarial_ssl import AdversarialSSLWrapper
     from mmpretrain.models.selfsup import BaseSelfSupervisor
     from mmpretrain.registry import MODELS
     model = cfg.get('model')
@@ -52,7 +55,8 @@ def _is_pretraining(cfg: Config) -> bool:
     if model['type'] == 'AdversarialMIMWrapper':
         return True
     cls = MODELS.get(model['type'])
-    return isinstance(cls, type) and issubclass(cls, BaseSelfSupervisor)
+    return isinstance(cls, type) and issubclass(
+        cls, (BaseSelfSupervisor, AdversarialSSLWrapper))
 
 
 def pretraining_configs() -> List[Path]:
@@ -91,7 +95,8 @@ def test_the_pretraining_configs_are_found():
             'aemim_milan_vit-base-p16_16xb256-amp-coslr-400e_in1k',
             'aemim_spark_sparse-resnet50_8xb512-amp-coslr-800e_in1k'} <= names
     assert len(CONFIGS) == len(list((REPO_ROOT / 'configs' / 'algorithms')
-                                    .glob('*.py'))) + len([
+                                    .glob('*.py'))) + len(list(
+        (REPO_ROOT / 'configs' / 'survey').glob('*.py'))) + len([
         p for p in (REPO_ROOT / 'configs').glob('*.py')
         if p.stem.startswith(('aemim_', 'fast_aemim_', 'mae_', 'simmim_'))])
 
@@ -163,8 +168,7 @@ def _local_teacher(algorithm: dict, cache: Dict[str, str]) -> None:
 def _one_iteration_on_photos(cfg: Config, photos: Path, work_dir: Path,
                              cache: Dict[str, str]) -> None:
     """Change ``cfg`` as the module docstring says, nothing else."""
-    algorithm = (cfg.model.algorithm
-                 if cfg.model.type == 'AdversarialMIMWrapper' else cfg.model)
+    algorithm = cfg.model.get('algorithm', cfg.model)
     _local_teacher(algorithm, cache)
     loader = cfg.train_dataloader
     loader.update(batch_size=2, num_workers=0, persistent_workers=False,
@@ -213,11 +217,13 @@ def test_config_trains_one_real_size_iteration(path, photo_folder,
     if shipped.type == 'AdversarialMIMWrapper':
         for key in ('loss_clean', 'loss_adv', 'adv_dist'):
             assert math.isfinite(hub.get_scalar(f'train/{key}').current())
+    if 'algorithm' in shipped:          # AEMIM or a survey method
         assert hub.get_scalar('train/adv_nonfinite').current() == 0
+        assert hub.get_scalar('train/adv_linf').current() > 0
     changed = [n for n, p in model.named_parameters()
                if p.requires_grad and not torch.equal(p, before[n])]
     assert changed, 'the iteration updated no parameter'
-    # the encoder trained at its shipped size: its first weights moved
+    # the encoder trained at its shipped size: its weights moved
     assert any(n.startswith(('backbone.', 'algorithm.backbone.'))
                for n in changed)
     del runner, model, before

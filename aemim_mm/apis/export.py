@@ -171,7 +171,12 @@ ENCODERS: Dict[str, EncoderSpec] = {
     # SparK's sparse ConvNets subclass their classification backbone and
     # replace layers in place (same names, nothing added)
     'resnet': EncoderSpec(
-        'ResNet (mmpretrain SparseResNet, SparK)', 'ResNet',
+        'ResNet (mmpretrain ResNet; SparK\'s SparseResNet)', 'ResNet',
+        (), _same_names, ('mmpretrain', )),
+    # a 3x3 stem without max pooling: the CIFAR ResNet of the survey's
+    # methods (SimCLR, BYOL, ... on CIFAR-10)
+    'resnet_cifar': EncoderSpec(
+        'ResNet, CIFAR stem (mmpretrain ResNet_CIFAR)', 'ResNet_CIFAR',
         (), _same_names, ('mmpretrain', )),
     'convnext': EncoderSpec(
         'ConvNeXt (mmpretrain SparseConvNeXt, SparK)', 'ConvNeXt',
@@ -185,6 +190,10 @@ _NON_ENCODER = (
     ('head.', 'pre-training head (head.*)'),
     ('target_generator.', 'target generator / tokenizer (target_generator.*)'),
     ('teacher.', 'momentum teacher (teacher.*)'),
+    (('target_net.', 'encoder_k.', 'momentum_encoder.'),
+     'momentum / target network (target_net.*, encoder_k.*, '
+     'momentum_encoder.*)'),
+    (('queue', 'queue_ptr'), 'negative queue (queue, queue_ptr)'),
     (('enc_dec_norms.', 'enc_dec_projectors.', 'mask_tokens.'),
      'SparK decoder side (enc_dec_norms.*, enc_dec_projectors.*, '
      'mask_tokens.*)'),
@@ -459,7 +468,7 @@ def _convnext_arch(encoder: Mapping[str, torch.Tensor]
 def _infer_arch(kind: str,
                 encoder: Mapping[str, torch.Tensor]) -> Dict[str, int]:
     """Architecture facts read off the weights (for meta and the report)."""
-    if kind == 'resnet':
+    if kind in ('resnet', 'resnet_cifar'):
         return _resnet_arch(encoder)
     if kind == 'convnext':
         return _convnext_arch(encoder)
@@ -540,6 +549,9 @@ def extract_encoder(checkpoint: Mapping, src: str = '<checkpoint>'
             f"{src}: 'state_dict' must map key names to tensors.")
     _check_pretraining(state_dict, src)
     kind = _backbone_kind(list(state_dict), src)
+    stem = state_dict.get(_BACKBONE + 'conv1.weight')
+    if kind == 'resnet' and stem is not None and stem.shape[-1] == 3:
+        kind = 'resnet_cifar'
     spec = ENCODERS[kind]
 
     kept, source = [], OrderedDict()

@@ -3,7 +3,8 @@ from .adapters import (AdapterLayerNorm, adapter_route, convert_adapters,
                        adversarial_state_dict_keys)
 from .algorithms import (MIMInterface, build_mim_interface,
                          register_mim_interface, supported_algorithms)
-from .attack import FeatureDistancePGD
+from .adversarial_ssl import ACL, BYORL, CLAE, RoCL
+from .attack import FeatureDistancePGD, PixelPGD
 from .backbones import TimmMAEViT
 from .profiling import phase_seconds
 from .wrapper import AdversarialMIMWrapper
@@ -12,6 +13,7 @@ __all__ = [
     'AdapterLayerNorm', 'adapter_route', 'convert_adapters',
     'adversarial_state_dict_keys', 'MIMInterface', 'build_mim_interface',
     'register_mim_interface', 'supported_algorithms',
-    'FeatureDistancePGD', 'TimmMAEViT', 'AdversarialMIMWrapper',
+    'FeatureDistancePGD', 'PixelPGD', 'TimmMAEViT', 'AdversarialMIMWrapper',
+    'ACL', 'BYORL', 'CLAE', 'RoCL',
     'phase_seconds'
 ]

@@ -1,0 +1,137 @@
+"""Two processes over gloo equal one process with the same global batch, for
+every survey method (RoCL, CLAE, ACL, BYORL on BYOL): same losses, same
+updated parameters and running statistics after each iteration's
+sample-keyed attack. SyncBatchNorm in encoder and projector (CPU stand-in of
+test_spark.py), mmengine's DDP wrapper as the Runner builds it, SGD."""
+import copy
+import os
+from typing import Dict, List
+
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from mmpretrain.registry import MODELS
+from test_spark import cpu_sync_batch_norm_forward, free_port
+from tiny_ssl import IMG, byol_cfg, set_max_iters, simclr_cfg
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings(     # the stand-in's differentiable all_reduce
+        'ignore:torch.distributed.nn.functional.all_reduce is deprecated'
+        ':FutureWarning'),
+]
+
+GLOBAL_BATCH, ITERS, LR = 4, 3, 0.05
+SYNC = dict(type='SyncBN')
+
+
+def _sync(cfg: dict) -> dict:
+    """``cfg`` with SyncBN in the backbone and every projector / predictor."""
+    cfg = copy.deepcopy(cfg)
+    cfg['backbone']['norm_cfg'] = SYNC
+    cfg['neck']['norm_cfg'] = SYNC
+    if 'predictor' in cfg['head']:
+        cfg['head']['predictor']['norm_cfg'] = SYNC
+    return cfg
+
+
+#: method -> (config of the model, what each rank logs per sample: the
+#: global loss itself for the contrastive methods, its local mean for BYOL)
+CASES = {
+    'RoCL': dict(type='RoCL', algorithm=_sync(simclr_cfg()), lamda=4.),
+    'CLAE': dict(type='CLAE', algorithm=_sync(simclr_cfg())),
+    'ACL': dict(type='ACL', algorithm=_sync(simclr_cfg())),
+    'BYORL': dict(type='BYORL', algorithm=_sync(byol_cfg())),
+}
+
+
+def _views() -> List[List[torch.Tensor]]:
+    """Two uint8 views of each of the global batch's samples."""
+    gen = torch.Generator().manual_seed(0)
+    return [[torch.randint(0, 256, (3, IMG, IMG), generator=gen,
+                           dtype=torch.uint8) for _ in range(2)]
+            for _ in range(GLOBAL_BATCH)]
+
+
+def _train(model, module, samples) -> List[Dict[str, float]]:
+    from mmengine.optim import OptimWrapper
+    from mmpretrain.structures import DataSample
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=LR))
+    logs = []
+    for it in range(ITERS):
+        module.sample_seed = 1000 + it
+        data = dict(inputs=[torch.stack([s[v] for s in samples])
+                            for v in range(2)],
+                    data_samples=[DataSample() for _ in samples])
+        logs.append({k: float(v.detach()) for k, v in model.train_step(
+            data, optim_wrapper).items()})
+    return logs
+
+
+def _worker(rank: int, world: int, port: int, method: str,
+            out_dir: str) -> None:
+    import torch.distributed as dist
+    from mmengine.model import MMDistributedDataParallel
+    from mmengine.registry import init_default_scope
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', rank=rank, world_size=world)
+    try:
+        nn.SyncBatchNorm.forward = cpu_sync_batch_norm_forward
+        nn.parallel.DistributedDataParallel._passing_sync_batchnorm_handle = (
+            lambda self, module: None)
+        import aemim_mm  # noqa: F401
+        init_default_scope('mmpretrain')
+        set_max_iters()
+        module = MODELS.build(copy.deepcopy(CASES[method]))
+        assert any(isinstance(m, nn.SyncBatchNorm) for m in module.modules())
+        module.load_state_dict(
+            torch.load(os.path.join(out_dir, 'init.pth'), weights_only=True),
+            strict=True)
+        module.train()
+        ddp = MMDistributedDataParallel(module=module,
+                                        broadcast_buffers=False)
+        # DefaultSampler's layout: rank r gets global samples r, r + world
+        logs = _train(ddp, module, _views()[rank::world])
+        torch.save(dict(logs=logs, state=module.state_dict()),
+                   os.path.join(out_dir, f'rank{rank}.pth'))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize('method', sorted(CASES))
+def test_two_processes_equal_one_process(method, tmp_path):
+    import torch.multiprocessing as mp
+    torch.manual_seed(0)
+    set_max_iters()
+    reference = MODELS.build(copy.deepcopy(CASES[method]))
+    reference.init_weights()
+    torch.save(reference.state_dict(), tmp_path / 'init.pth')
+    init = copy.deepcopy(reference.state_dict())
+    reference.train()
+    ref_logs = _train(reference, reference, _views())
+    mp.spawn(_worker, args=(2, free_port(), method, str(tmp_path)),
+             nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f'rank{r}.pth', weights_only=True)
+             for r in range(2)]
+    for it in range(ITERS):
+        for key in ref_logs[it]:
+            if 'loss' not in key:
+                continue
+            # contrastive losses: every rank computes the global loss;
+            # BYOL's: each rank its local mean (equal batches)
+            got = sum(r['logs'][it][key] for r in ranks) / 2
+            assert got == pytest.approx(ref_logs[it][key], rel=1e-5,
+                                        abs=1e-6), (method, it, key)
+    want = reference.state_dict()
+    moved = [k for k in want if not torch.equal(want[k], init[k])]
+    assert any('running_mean' in k for k in moved)
+    assert any(k.startswith('backbone.') and 'weight' in k for k in moved)
+    for rank in ranks:
+        state = rank['state']
+        assert state.keys() == want.keys()
+        for key, value in want.items():
+            assert_close(state[key], value, rtol=1e-4, atol=1e-5,
+                         msg=f'{method}: {key}')

@@ -1,0 +1,140 @@
+"""A survey method's run killed by SIGKILL and resumed continues bit for bit.
+
+The shipped CIFAR-10 configs of RoCL, CLAE and BYORL (their random
+two-view augmentation kept), with a narrow ResNet-18, 4 iterations of batch
+2, a checkpoint after every iteration, ``RNGStateCheckpointHook`` and
+``SampleSeedHook``: run A goes through; run B is killed (SIGKILL) while it
+blocks after iteration 2, then resumed with ``tools/train.py --resume``.
+Iterations 3 and 4 of B equal A's exactly (every logged loss, the attack's
+statistics), and so do the final weights, running statistics (clean and
+adversarial), BYOL's target network and the optimizer state.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Dict
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aemim_mm.utils.safe_load import safe_load
+
+from test_reliability_resume import (TEST_HOOKS, by_iter, dumped,
+                                     kill_when_blocked)
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TRAIN = REPO_ROOT / 'tools' / 'train.py'
+MAX_ITERS = 4
+
+#: a narrow network for each config (projector / predictor widths)
+NARROW = {
+    'rocl_simclr_resnet18_cifar10': "neck=dict(in_channels=64, "
+    "hid_channels=32, out_channels=16)",
+    'clae_simclr_resnet18_cifar10': "neck=dict(in_channels=64, "
+    "hid_channels=32, out_channels=16)",
+    'byorl_byol_resnet18_cifar10': "neck=dict(in_channels=64, "
+    "hid_channels=32, out_channels=16), head=dict(predictor=dict("
+    "in_channels=16, hid_channels=32, out_channels=16))",
+}
+
+CONFIG = '''
+_base_ = [{base!r}]
+custom_imports = dict(imports=['aemim_mm', 'reliability_test_hooks'],
+                      allow_failed_imports=False)
+model = dict(algorithm=dict(
+    backbone=dict(stem_channels=8, base_channels=8), {narrow}))
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False, pin_memory=False,
+    dataset=dict(data_root={data!r}, data_prefix=''))
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
+                 max_iters={max_iters})
+param_scheduler = []
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=1),
+    checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=False,
+                    max_keep_ckpts=20))
+log_processor = dict(by_epoch=False, window_size=1)
+randomness = dict(seed=0, deterministic=True)
+custom_hooks = [
+    dict(type='RNGStateCheckpointHook'),
+    dict(type='SampleSeedHook'),
+    dict(type='LossDumpHook'),
+]
+'''
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    root = tmp_path_factory.mktemp('survey_resume')
+    images = root / 'images'
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        pixels = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f'{i}.png')
+    (root / 'reliability_test_hooks.py').write_text(TEST_HOOKS)
+    return SimpleNamespace(root=root, images=images)
+
+
+def _env(workspace: SimpleNamespace) -> Dict[str, str]:
+    path = os.pathsep.join(
+        p for p in (str(workspace.root), os.environ.get('PYTHONPATH')) if p)
+    return dict(os.environ, OMP_NUM_THREADS='1', OMP_WAIT_POLICY='PASSIVE',
+                PYTHONPATH=path)
+
+
+def _train(workspace, config: str, work_dir: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(TRAIN), config, '--work-dir', str(work_dir),
+         *args], cwd=REPO_ROOT, env=_env(workspace), capture_output=True,
+        text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f'train.py failed:\n{out[-6000:]}'
+    return out
+
+
+@pytest.mark.parametrize('name', sorted(NARROW))
+def test_killed_run_resumes_bit_for_bit(workspace, name):
+    config = workspace.root / f'{name}.py'
+    config.write_text(CONFIG.format(
+        base=str(REPO_ROOT / 'configs' / 'survey' / f'{name}.py'),
+        narrow=NARROW[name], data=str(workspace.images),
+        max_iters=MAX_ITERS))
+    run_a = workspace.root / f'{name}_a'
+    _train(workspace, str(config), run_a)
+
+    blocked = workspace.root / f'{name}_block.py'
+    blocked.write_text(
+        f'_base_ = [{str(config)!r}]\n'
+        'custom_hooks = [dict(type="RNGStateCheckpointHook"), '
+        'dict(type="SampleSeedHook"), dict(type="LossDumpHook"), '
+        'dict(type="BlockHook", at=2, priority="LOWEST")]\n')
+    run_b = workspace.root / f'{name}_b'
+    kill_when_blocked([sys.executable, str(TRAIN), str(blocked),
+                       '--work-dir', str(run_b)], run_b, _env(workspace))
+    assert not (run_b / 'iter_3.pth').exists()
+    out = _train(workspace, str(config), run_b, '--resume')
+    assert 'resumed epoch: 0, iter: 2' in out, out[-4000:]
+
+    a, b = by_iter(dumped(run_a)), by_iter(dumped(run_b))
+    assert sorted(b) == list(range(1, MAX_ITERS + 1))
+    for it in (3, 4):
+        keys = [k for k in a[it] if k not in ('pid', 'iter')]
+        assert any('adv_' in k for k in keys)
+        for key in keys:
+            assert b[it][key] == a[it][key], (name, it, key)
+    final_a = safe_load(run_a / 'iter_4.pth')
+    final_b = safe_load(run_b / 'iter_4.pth')
+    for key, value in final_a['state_dict'].items():
+        assert torch.equal(final_b['state_dict'][key], value), (name, key)
+    for group_a, group_b in zip(final_a['optimizer']['state'].values(),
+                                final_b['optimizer']['state'].values()):
+        for key in group_a:
+            assert torch.equal(torch.as_tensor(group_a[key]),
+                               torch.as_tensor(group_b[key])), (name, key)
