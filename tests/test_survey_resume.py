@@ -1,7 +1,8 @@
 """A survey method's run killed by SIGKILL and resumed continues bit for bit.
 
-The shipped CIFAR-10 configs of RoCL, CLAE and BYORL (their random
-two-view augmentation kept), with a narrow ResNet-18, 4 iterations of batch
+The shipped CIFAR-10 configs of RoCL, CLAE, BYORL and AdvCL (their random
+augmentations kept; AdvCL's pseudo-labels from a tiny local encoder, read
+from the work dir's cache on resume), with a narrow ResNet-18, 4 iterations of batch
 2, a checkpoint after every iteration, ``RNGStateCheckpointHook`` and
 ``SampleSeedHook``: run A goes through; run B is killed (SIGKILL) while it
 blocks after iteration 2, then resumed with ``tools/train.py --resume``.
@@ -41,14 +42,25 @@ NARROW = {
     'byorl_byol_resnet18_cifar10': "neck=dict(in_channels=64, "
     "hid_channels=32, out_channels=16), head=dict(predictor=dict("
     "in_channels=16, hid_channels=32, out_channels=16))",
+    'advcl_simclr_resnet18_cifar10': "neck=dict(in_channels=64, "
+    "hid_channels=32, out_channels=16)",
 }
+#: model options beside the algorithm's (AdvCL: two heads, a radius for
+#: 32 px)
+MODEL_EXTRA = {'advcl_simclr_resnet18_cifar10': ', ks=(2, 3), radius=4'}
+#: a config's pseudo-label encoder (AdvCL): a tiny local checkpoint, two
+#: cluster counts that 8 images allow
+PSEUDO_LABELS = ("dict(type='PseudoLabelHook', checkpoint={ckpt!r}, "
+                 "backbone=dict(type='ResNet_CIFAR', depth=18, "
+                 "stem_channels=8, base_channels=8), ks=(2, 3), "
+                 "image_size=32)")
 
 CONFIG = '''
 _base_ = [{base!r}]
 custom_imports = dict(imports=['aemim_mm', 'reliability_test_hooks'],
                       allow_failed_imports=False)
 model = dict(algorithm=dict(
-    backbone=dict(stem_channels=8, base_channels=8), {narrow}))
+    backbone=dict(stem_channels=8, base_channels=8), {narrow}){model_extra})
 train_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False, pin_memory=False,
     dataset=dict(data_root={data!r}, data_prefix=''))
@@ -64,7 +76,7 @@ randomness = dict(seed=0, deterministic=True)
 custom_hooks = [
     dict(type='RNGStateCheckpointHook'),
     dict(type='SampleSeedHook'),
-    dict(type='LossDumpHook'),
+    dict(type='LossDumpHook'),{extra_hooks}
 ]
 '''
 
@@ -79,7 +91,15 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         pixels = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(images / f'{i}.png')
     (root / 'reliability_test_hooks.py').write_text(TEST_HOOKS)
-    return SimpleNamespace(root=root, images=images)
+    import aemim_mm  # noqa: F401
+    from mmpretrain.registry import MODELS
+    torch.manual_seed(0)
+    encoder = MODELS.build(dict(type='ResNet_CIFAR', depth=18,
+                                stem_channels=8, base_channels=8))
+    ckpt = root / 'encoder.pth'
+    torch.save(dict(state_dict={'backbone.' + k: v for k, v in
+                                encoder.state_dict().items()}), ckpt)
+    return SimpleNamespace(root=root, images=images, encoder=str(ckpt))
 
 
 def _env(workspace: SimpleNamespace) -> Dict[str, str]:
@@ -102,19 +122,21 @@ def _train(workspace, config: str, work_dir: Path, *args: str) -> str:
 @pytest.mark.parametrize('name', sorted(NARROW))
 def test_killed_run_resumes_bit_for_bit(workspace, name):
     config = workspace.root / f'{name}.py'
+    extra = ('\n    ' + PSEUDO_LABELS.format(ckpt=workspace.encoder) + ','
+             if name.startswith('advcl') else '')
     config.write_text(CONFIG.format(
         base=str(REPO_ROOT / 'configs' / 'survey' / f'{name}.py'),
         narrow=NARROW[name], data=str(workspace.images),
-        max_iters=MAX_ITERS))
+        max_iters=MAX_ITERS, extra_hooks=extra,
+        model_extra=MODEL_EXTRA.get(name, '')))
     run_a = workspace.root / f'{name}_a'
     _train(workspace, str(config), run_a)
 
     blocked = workspace.root / f'{name}_block.py'
     blocked.write_text(
         f'_base_ = [{str(config)!r}]\n'
-        'custom_hooks = [dict(type="RNGStateCheckpointHook"), '
-        'dict(type="SampleSeedHook"), dict(type="LossDumpHook"), '
-        'dict(type="BlockHook", at=2, priority="LOWEST")]\n')
+        'custom_hooks = _base_.custom_hooks + [\n'
+        '    dict(type="BlockHook", at=2, priority="LOWEST")]\n')
     run_b = workspace.root / f'{name}_b'
     kill_when_blocked([sys.executable, str(TRAIN), str(blocked),
                        '--work-dir', str(run_b)], run_b, _env(workspace))

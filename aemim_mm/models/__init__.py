@@ -3,7 +3,8 @@ from .adapters import (AdapterLayerNorm, adapter_route, convert_adapters,
                        adversarial_state_dict_keys)
 from .algorithms import (MIMInterface, build_mim_interface,
                          register_mim_interface, supported_algorithms)
-from .adversarial_ssl import ACL, BYORL, CLAE, RoCL
+from .adversarial_ssl import (AAdvCL, ACL, ARoCL, BYORL, CLAE, AdvCL,
+                              RoCL)
 from .attack import FeatureDistancePGD, PixelPGD
 from .backbones import TimmMAEViT
 from .profiling import phase_seconds
@@ -14,6 +15,6 @@ __all__ = [
     'adversarial_state_dict_keys', 'MIMInterface', 'build_mim_interface',
     'register_mim_interface', 'supported_algorithms',
     'FeatureDistancePGD', 'PixelPGD', 'TimmMAEViT', 'AdversarialMIMWrapper',
-    'ACL', 'BYORL', 'CLAE', 'RoCL',
+    'AAdvCL', 'ACL', 'ARoCL', 'AdvCL', 'BYORL', 'CLAE', 'RoCL',
     'phase_seconds'
 ]

@@ -39,16 +39,17 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
 from mmpretrain.registry import MODELS
-from .split_norm import (SPLIT_BATCH_NORMS, SPLIT_LAYER_NORMS,
-                         add_adversarial_twins, is_split_norm, norm_route,
-                         splits_batch_norm,
-                         reset_adversarial_twins, set_norm_route)
+from .split_norm import (ROUTE_PREFIXES, SPLIT_BATCH_NORMS,
+                         SPLIT_LAYER_NORMS, add_adversarial_twins,
+                         is_split_norm, norm_route, reset_adversarial_twins,
+                         set_norm_route, splits_batch_norm)
 
 #: The adapter choices: the paper's (Table 8c) and AdvProp's split BatchNorm
 #: (``'bn'``; ``'norm'``: LayerNorms and BatchNorms).
 ADAPTERS = ('ln', 'bn', 'norm', 'cls_token', 'none')
-#: The two routes a forward can take.
-ROUTES = ('clean', 'adv')
+#: The routes a forward can take: clean, adversarial, and (split BatchNorms
+#: only) a second adversarial route (``split_norm.ROUTE_PREFIXES``).
+ROUTES = tuple(ROUTE_PREFIXES)
 #: Leaf-name prefix of every adversarial parameter.
 ADV_PREFIX = 'adv_'
 _CLEAN_TOKEN = '_aemim_clean_cls_token'
@@ -273,6 +274,10 @@ def adapter_route(model: nn.Module, route: str) -> Iterator[None]:
     token_owners = [
         m for m in modules if ADV_PREFIX + 'cls_token' in m._parameters
     ]
+    if route not in ('clean', 'adv') and (norms or token_owners):
+        raise ValueError(f'route {route!r} exists for split BatchNorms only; '
+                         'LayerNorm and class-token adapters have the routes '
+                         "('clean', 'adv').")
     saved_routes = [m.route for m in norms]
     saved_split = [norm_route(m) for m in split]
     saved_tokens = [m._parameters['cls_token'] for m in token_owners]
@@ -301,14 +306,17 @@ def is_adversarial_key(key: str) -> bool:
 
 
 def clean_twin_key(key: str) -> str:
-    """The clean twin of an adversarial key: ``a.b.adv_weight`` -> ``a.b.weight``.
+    """The clean twin of an adversarial key: ``a.b.adv_weight`` ->
+    ``a.b.weight`` (``adv_ce_weight`` too: the longest route prefix).
 
     Only the leaf name changes, whatever the module path holds.
     """
     head, dot, leaf = key.rpartition('.')
     if not leaf.startswith(ADV_PREFIX):
         raise ValueError(f'{key!r} is not an adversarial adapter key.')
-    return head + dot + leaf[len(ADV_PREFIX):]
+    prefix = max((p for p in ROUTE_PREFIXES.values()
+                  if p and leaf.startswith(p)), key=len)
+    return head + dot + leaf[len(prefix):]
 
 
 def adversarial_state_dict_keys(state_dict: dict) -> List[str]:

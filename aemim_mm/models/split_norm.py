@@ -47,8 +47,13 @@ SPLIT_LAYER_NORMS: Tuple[type, ...] = (SparseLayerNorm2D, )
 #: Parameters and buffers that get an adversarial twin, when present.
 TWINS = ('weight', 'bias', 'running_mean', 'running_var',
          'num_batches_tracked')
-_PREFIX = 'adv_'
+#: The routes a split norm can have, with the leaf-name prefix of their
+#: twins: the clean route keeps the original names; ``'adv'`` is AEMIM's and
+#: AdvProp's auxiliary BatchNorm; ``'adv_ce'`` a second adversarial route
+#: (AdvCL's BatchNorms of its pseudo-label attack).
+ROUTE_PREFIXES = {'clean': '', 'adv': 'adv_', 'adv_ce': 'adv_ce_'}
 _ROUTE = '_aemim_norm_route'
+_ROUTES = '_aemim_norm_routes'
 
 
 def splits_batch_norm(norm: nn.Module) -> bool:
@@ -67,33 +72,54 @@ def is_split_norm(module: nn.Module) -> bool:
 
 
 def norm_route(norm: nn.Module) -> str:
-    """The route (``'clean'`` or ``'adv'``) a split norm's tensors are on."""
+    """The route (``'clean'``, ``'adv'``, ...) a split norm's tensors are
+    on."""
     return norm.__dict__[_ROUTE]
 
 
-def add_adversarial_twins(norm: nn.Module) -> None:
-    """Register an ``adv_`` copy of each of ``norm``'s :data:`TWINS`.
+def norm_routes(norm: nn.Module) -> Tuple[str, ...]:
+    """The routes a split norm has, ``'clean'`` first."""
+    return norm.__dict__[_ROUTES]
+
+
+def add_adversarial_twins(norm: nn.Module, route: str = 'adv') -> None:
+    """Register a ``route`` copy of each of ``norm``'s :data:`TWINS` (leaf
+    names prefixed ``ROUTE_PREFIXES[route]``: ``adv_`` for ``'adv'``).
 
     Parameters are copied as parameters (same ``requires_grad``), buffers as
     buffers (same persistence), so the twins are trained, saved, moved and
-    broadcast as the originals are.
+    broadcast as the originals are. A norm that is already split gets one
+    more route (copies of its clean tensors).
 
     Raises:
-        ValueError: If ``norm`` has none of :data:`TWINS` (nothing to split).
+        ValueError: If ``norm`` has none of :data:`TWINS` (nothing to split),
+            or ``route`` is not a route of :data:`ROUTE_PREFIXES` other than
+            ``'clean'``, or ``norm`` already has it.
     """
+    if route not in ROUTE_PREFIXES or route == 'clean':
+        raise ValueError(f'route must be one of '
+                         f'{[r for r in ROUTE_PREFIXES if r != "clean"]}, '
+                         f'got {route!r}.')
+    if is_split_norm(norm) and route in norm_routes(norm):
+        raise ValueError(f'{type(norm).__name__} already has the route '
+                         f'{route!r}.')
+    clean = _stores(norm, 'clean') if is_split_norm(norm) else None
+    prefix = ROUTE_PREFIXES[route]
     found = False
     for name in TWINS:
         param = norm._parameters.get(name)
         buf = norm._buffers.get(name)
+        source = clean[name] if clean is not None and name in clean else (
+            param if param is not None else buf)
         if param is not None:
             norm.register_parameter(
-                _PREFIX + name,
-                nn.Parameter(param.detach().clone(),
+                prefix + name,
+                nn.Parameter(source.detach().clone(),
                              requires_grad=param.requires_grad))
             found = True
         elif buf is not None:
             norm.register_buffer(
-                _PREFIX + name, buf.detach().clone(),
+                prefix + name, source.detach().clone(),
                 persistent=name not in norm._non_persistent_buffers_set)
             found = True
     if not found:
@@ -101,41 +127,65 @@ def add_adversarial_twins(norm: nn.Module) -> None:
             f'{type(norm).__name__} has no affine parameters and no running '
             'statistics: nothing to split. Leave its module out of '
             "adapter_scope or use adapter='none'.")
-    norm.__dict__[_ROUTE] = 'clean'
+    routes = norm_routes(norm) if is_split_norm(norm) else ('clean', )
+    norm.__dict__[_ROUTES] = routes + (route, )
+    norm.__dict__.setdefault(_ROUTE, 'clean')
 
 
 def reset_adversarial_twins(norm: nn.Module) -> None:
-    """Copy the clean parameters and statistics into their twins."""
-    clean, adv = _route_stores(norm, 'clean')
-    for name, tensor in clean.items():
-        adv[name].data.copy_(tensor.data)
+    """Copy the clean parameters and statistics into every route's twins."""
+    clean = _stores(norm, 'clean')
+    for route in norm_routes(norm)[1:]:
+        for name, tensor in _stores(norm, route).items():
+            tensor.data.copy_(clean[name].data)
 
 
-def _route_stores(norm: nn.Module,
-                  route: str) -> Tuple[Dict[str, object], Dict[str, object]]:
-    """``({name: clean tensor}, {name: adversarial tensor})`` of ``norm``'s
-    twins, whatever route it is on."""
-    first, second = {}, {}
+def _stores(norm: nn.Module, route: str) -> Dict[str, object]:
+    """``{name: tensor}`` of ``route``'s twins of ``norm``, whatever route it
+    is on."""
+    current = norm.__dict__[_ROUTE]
+    twin = ROUTE_PREFIXES[norm_routes(norm)[1]]     # a route that has twins
+    found = {}
     for store in (norm._parameters, norm._buffers):
         for name in TWINS:
-            if _PREFIX + name in store:
-                first[name] = store[name]
-                second[name] = store[_PREFIX + name]
-    if norm.__dict__[_ROUTE] == route:
-        return first, second
-    return second, first
+            if name not in store or twin + name not in store:
+                continue
+            if route == current:
+                found[name] = store[name]
+            elif route == 'clean':
+                found[name] = store[ROUTE_PREFIXES[current] + name]
+            else:
+                found[name] = store[ROUTE_PREFIXES[route] + name]
+    return found
+
+
+def _exchange(norm: nn.Module, prefix: str) -> None:
+    """Exchange each tensor with its ``prefix`` twin."""
+    for store in (norm._parameters, norm._buffers):
+        for name in TWINS:
+            if prefix + name in store:
+                store[name], store[prefix + name] = (store[prefix + name],
+                                                     store[name])
 
 
 def set_norm_route(norm: nn.Module, route: str) -> None:
-    """Make ``norm``'s ``forward`` use the ``route`` twins (``'clean'`` or
-    ``'adv'``) by exchanging each tensor with its twin."""
-    if norm.__dict__[_ROUTE] == route:
+    """Make ``norm``'s ``forward`` use the ``route`` twins (``'clean'``,
+    ``'adv'``, ...) by exchanging each tensor with its twin (through the
+    clean route: the active route's own slot holds the clean tensor).
+
+    Raises:
+        ValueError: If ``norm`` has no such route.
+    """
+    current = norm.__dict__[_ROUTE]
+    if current == route:
         return
-    for store in (norm._parameters, norm._buffers):
-        for name in TWINS:
-            if _PREFIX + name in store:
-                store[name], store[_PREFIX + name] = (store[_PREFIX + name],
-                                                      store[name])
+    if route not in norm_routes(norm):
+        raise ValueError(f'{type(norm).__name__} has the routes '
+                         f'{norm_routes(norm)}, not {route!r}.')
+    if current != 'clean':
+        _exchange(norm, ROUTE_PREFIXES[current])
+    if route != 'clean':
+        _exchange(norm, ROUTE_PREFIXES[route])
     norm.__dict__[_ROUTE] = route
 
 

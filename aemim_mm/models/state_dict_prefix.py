@@ -22,15 +22,22 @@ def strip_algorithm_prefix(module, state_dict, prefix,
 def add_algorithm_prefix(module, state_dict, prefix, *args) -> None:
     """Load pre-hook: accept plain keys (``backbone.x``) and prefixed ones.
 
+    The wrapper's own modules and buffers (a method's extra heads, say) keep
+    their keys.
+
     A plain checkpoint of the algorithm has no adversarial adapters: each
     missing ``adv_*`` entry (parameter or running statistic) is then filled
     with its clean twin, the same start that
     :func:`~aemim_mm.models.adapters.reset_adversarial_adapters` gives.
     """
+    own = tuple(f'{name}.' for name in module._modules
+                if name not in ('algorithm', 'data_preprocessor'))
+    own_buffers = set(module._buffers)
     for key in list(state_dict):
         rest = key[len(prefix):]
         if key.startswith(prefix) and not rest.startswith(
-                (_ALGO, 'data_preprocessor.')):
+                (_ALGO, 'data_preprocessor.') + own) \
+                and rest not in own_buffers:
             state_dict[prefix + _ALGO + rest] = state_dict.pop(key)
     names = [n for n, _ in module.named_parameters()]
     names += [n for n, _ in module.named_buffers()]

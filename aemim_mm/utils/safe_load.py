@@ -60,6 +60,7 @@ from mmengine.logging.history_buffer import HistoryBuffer
 
 __all__ = [
     'register_checkpoint_safe_globals', 'register_safe_local_loader',
+    'download_checkpoint',
     'register_safe_url_loaders', 'safe_load', 'mmengine_loaders',
     'allow_list_conflicts', 'UnsafeCheckpointError', 'AllowListConflictError',
     'CheckpointDownloadError', 'CheckpointHTTPError'
@@ -539,6 +540,25 @@ def load_url_safely(url: str,
         return load_url(url, model_dir=model_dir, map_location=map_location,
                         progress=progress, weights_only=True)
     model_dir = model_dir or os.path.join(torch.hub.get_dir(), 'checkpoints')
+    path = download_checkpoint(url, model_dir, progress)
+    member = legacy_zip_member(path)
+    if member is not None:      # torch.hub's legacy format: extract, load
+        path = _extract_legacy_zip(path, member, model_dir)
+    return safe_load(path, map_location=map_location)
+
+
+def download_checkpoint(url: str, model_dir: Optional[str] = None,
+                        progress: bool = True) -> str:
+    """The local copy of a checkpoint URL, downloaded unless it is there.
+
+    The cache is mmengine's and torch.hub's: ``<torch hub dir>/checkpoints/
+    <file name>`` (or ``model_dir``). Nothing is unpickled.
+
+    Raises:
+        CheckpointDownloadError: If the download fails (naming the URL and
+            the cache path); :class:`CheckpointHTTPError` for an HTTP status.
+    """
+    model_dir = model_dir or os.path.join(torch.hub.get_dir(), 'checkpoints')
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, os.path.basename(urlparse(url).path))
     if not os.path.exists(path):
@@ -548,10 +568,7 @@ def load_url_safely(url: str,
             raise CheckpointHTTPError(url, path, e) from e
         except OSError as e:    # URLError, timeouts: often without the URL
             raise CheckpointDownloadError(url, path, e) from e
-    member = legacy_zip_member(path)
-    if member is not None:      # torch.hub's legacy format: extract, load
-        path = _extract_legacy_zip(path, member, model_dir)
-    return safe_load(path, map_location=map_location)
+    return path
 
 
 def register_safe_url_loaders() -> None:

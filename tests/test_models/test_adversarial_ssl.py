@@ -99,8 +99,9 @@ def pair(method: str, cfg: dict, **kwargs):
     model = build(method, cfg, **kwargs)
     perturb(model)
     plain = MODELS.build(copy.deepcopy(cfg))
+    keys = plain.state_dict().keys()      # (a method's heads are its own)
     plain.load_state_dict({k: v for k, v in model.state_dict().items()
-                           if not is_adversarial_key(k)})
+                           if k in keys and not is_adversarial_key(k)})
     return model.double(), plain.double()
 
 

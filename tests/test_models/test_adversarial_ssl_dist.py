@@ -1,8 +1,10 @@
 """Two processes over gloo equal one process with the same global batch, for
-every survey method (RoCL, CLAE, ACL, BYORL on BYOL): same losses, same
-updated parameters and running statistics after each iteration's
-sample-keyed attack. SyncBatchNorm in encoder and projector (CPU stand-in of
-test_spark.py), mmengine's DDP wrapper as the Runner builds it, SGD."""
+every survey method (RoCL, CLAE, ACL, BYORL on BYOL, AdvCL, A-RoCL,
+A-AdvCL): same losses, same updated parameters and running statistics after
+each iteration's sample-keyed attack. SyncBatchNorm in encoder and projector
+(CPU stand-in of test_spark.py), mmengine's DDP wrapper, SGD, float64 (in
+float32, a reduction order may flip the sign of a near-zero input gradient
+and so one pixel of the attack, which then grows over the iterations)."""
 import copy
 import os
 from typing import Dict, List
@@ -44,29 +46,56 @@ CASES = {
     'CLAE': dict(type='CLAE', algorithm=_sync(simclr_cfg())),
     'ACL': dict(type='ACL', algorithm=_sync(simclr_cfg())),
     'BYORL': dict(type='BYORL', algorithm=_sync(byol_cfg())),
+    'AdvCL': dict(type='AdvCL', algorithm=_sync(simclr_cfg()), ks=(2, 3),
+                  radius=2),
+    'ARoCL': dict(type='ARoCL', algorithm=_sync(simclr_cfg()), lamda=4.,
+                  hard_negatives=dict(beta=1.0, tau_plus=0.12)),
+    # the adaptive degree's distance average is summed over processes
+    'AAdvCL': dict(type='AAdvCL', algorithm=_sync(simclr_cfg()), ks=(2, 3),
+                   radius=2, adaptive=dict(from_epoch=1, d_min=0.4),
+                   hard_negatives=dict(beta=1.0, tau_plus=0.12)),
 }
+#: AdvCL's three views (two augmentations and the weak one)
+NUM_VIEWS = {'AdvCL': 3, 'AAdvCL': 3}
 
 
-def _views() -> List[List[torch.Tensor]]:
-    """Two uint8 views of each of the global batch's samples."""
+def _labels(module) -> None:
+    """The same pseudo-labels (of the global batch) in every process."""
+    if hasattr(module, 'set_pseudo_labels'):
+        gen = torch.Generator().manual_seed(5)
+        module.set_pseudo_labels(torch.stack(
+            [torch.randint(0, k, (GLOBAL_BATCH, ), generator=gen)
+             for k in module.ks], dim=1), module.ks)
+
+
+def _views(num_views: int = 2) -> List[List[torch.Tensor]]:
+    """uint8 views of each of the global batch's samples."""
     gen = torch.Generator().manual_seed(0)
     return [[torch.randint(0, 256, (3, IMG, IMG), generator=gen,
-                           dtype=torch.uint8) for _ in range(2)]
+                           dtype=torch.uint8) for _ in range(num_views)]
             for _ in range(GLOBAL_BATCH)]
 
 
-def _train(model, module, samples) -> List[Dict[str, float]]:
-    from mmengine.optim import OptimWrapper
+def _train(model, module, samples, indices) -> List[Dict[str, float]]:
+    """``ITERS`` SGD steps in float64 (so that no sign of the attack's
+    gradient can differ by rounding between the two runs), one
+    ``sample_seed`` per iteration; ``model`` is ``module`` or its DDP."""
     from mmpretrain.structures import DataSample
-    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=LR))
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    data = module.data_preprocessor(
+        dict(inputs=[torch.stack([s[v] for s in samples])
+                     for v in range(len(samples[0]))],
+             data_samples=[DataSample(metainfo=dict(sample_idx=i))
+                           for i in indices]), True)
+    views = [v.double() for v in data['inputs']]
     logs = []
     for it in range(ITERS):
         module.sample_seed = 1000 + it
-        data = dict(inputs=[torch.stack([s[v] for s in samples])
-                            for v in range(2)],
-                    data_samples=[DataSample() for _ in samples])
-        logs.append({k: float(v.detach()) for k, v in model.train_step(
-            data, optim_wrapper).items()})
+        losses = model(views, data['data_samples'], mode='loss')
+        optimizer.zero_grad()
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
+        optimizer.step()
+        logs.append({k: float(v.detach()) for k, v in losses.items()})
     return logs
 
 
@@ -90,11 +119,14 @@ def _worker(rank: int, world: int, port: int, method: str,
         module.load_state_dict(
             torch.load(os.path.join(out_dir, 'init.pth'), weights_only=True),
             strict=True)
-        module.train()
+        module.double().train()
+        _labels(module)
         ddp = MMDistributedDataParallel(module=module,
                                         broadcast_buffers=False)
         # DefaultSampler's layout: rank r gets global samples r, r + world
-        logs = _train(ddp, module, _views()[rank::world])
+        views = _views(NUM_VIEWS.get(method, 2))
+        logs = _train(ddp, module, views[rank::world],
+                      list(range(GLOBAL_BATCH))[rank::world])
         torch.save(dict(logs=logs, state=module.state_dict()),
                    os.path.join(out_dir, f'rank{rank}.pth'))
     finally:
@@ -110,8 +142,10 @@ def test_two_processes_equal_one_process(method, tmp_path):
     reference.init_weights()
     torch.save(reference.state_dict(), tmp_path / 'init.pth')
     init = copy.deepcopy(reference.state_dict())
-    reference.train()
-    ref_logs = _train(reference, reference, _views())
+    reference.double().train()
+    _labels(reference)
+    ref_logs = _train(reference, reference, _views(NUM_VIEWS.get(method, 2)),
+                      list(range(GLOBAL_BATCH)))
     mp.spawn(_worker, args=(2, free_port(), method, str(tmp_path)),
              nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f'rank{r}.pth', weights_only=True)
@@ -123,8 +157,8 @@ def test_two_processes_equal_one_process(method, tmp_path):
             # contrastive losses: every rank computes the global loss;
             # BYOL's: each rank its local mean (equal batches)
             got = sum(r['logs'][it][key] for r in ranks) / 2
-            assert got == pytest.approx(ref_logs[it][key], rel=1e-5,
-                                        abs=1e-6), (method, it, key)
+            assert got == pytest.approx(ref_logs[it][key], rel=1e-9,
+                                        abs=1e-10), (method, it, key)
     want = reference.state_dict()
     moved = [k for k in want if not torch.equal(want[k], init[k])]
     assert any('running_mean' in k for k in moved)
@@ -133,5 +167,5 @@ def test_two_processes_equal_one_process(method, tmp_path):
         state = rank['state']
         assert state.keys() == want.keys()
         for key, value in want.items():
-            assert_close(state[key], value, rtol=1e-4, atol=1e-5,
+            assert_close(state[key], value, rtol=1e-8, atol=1e-10,
                          msg=f'{method}: {key}')

@@ -11,8 +11,9 @@ from torch.testing import assert_close
 from aemim_mm.models.adapters import (AdapterLayerNorm, adapter_route,
                                       clean_twin_key, convert_adapters,
                                       is_adversarial_key)
-from aemim_mm.models.split_norm import (frozen_running_stats, is_split_norm,
-                                        norm_route)
+from aemim_mm.models.split_norm import (add_adversarial_twins,
+                                        frozen_running_stats, is_split_norm,
+                                        norm_route, reset_adversarial_twins)
 from aemim_mm.models.sync_batch_norm import (
     check_equal_adversarial_forwards, one_process_batch_norms)
 from mmpretrain.models.utils.sparse_modules import (SparseBatchNorm2d,
@@ -517,3 +518,76 @@ def test_unequal_adversarial_forwards_are_refused(monkeypatch, seed, ratio,
     else:
         check_equal_adversarial_forwards(model, seed, ratio)
 
+
+
+# ------------------------------------------ a second adversarial route
+def _three_route_bn() -> nn.BatchNorm2d:
+    """A BatchNorm with 'adv' and 'adv_ce' twins, every tensor distinct."""
+    bn = nn.BatchNorm2d(3)
+    add_adversarial_twins(bn)
+    add_adversarial_twins(bn, 'adv_ce')
+    with torch.no_grad():
+        for i, (name, tensor) in enumerate(sorted(
+                list(bn.named_parameters()) + list(bn.named_buffers()))):
+            if tensor.dtype.is_floating_point:
+                tensor.copy_(torch.full_like(tensor, 1 + i))
+    return bn
+
+
+def test_every_route_normalises_with_its_own_tensors():
+    from aemim_mm.models.split_norm import norm_routes, set_norm_route
+    bn = _three_route_bn().eval()
+    assert norm_routes(bn) == ('clean', 'adv', 'adv_ce')
+    state = {k: v.clone() for k, v in bn.state_dict().items()}
+    x = torch.randn(4, 3, 2, 2)
+    for route in ('adv_ce', 'adv', 'clean', 'adv_ce', 'clean'):
+        set_norm_route(bn, route)
+        prefix = {'clean': '', 'adv': 'adv_', 'adv_ce': 'adv_ce_'}[route]
+        want = torch.nn.functional.batch_norm(
+            x, state[prefix + 'running_mean'], state[prefix + 'running_var'],
+            state[prefix + 'weight'], state[prefix + 'bias'], False)
+        torch.testing.assert_close(bn(x), want)
+        set_norm_route(bn, 'clean')
+        assert {k: v for k, v in bn.state_dict().items()}.keys() == \
+            state.keys()
+        for key, value in bn.state_dict().items():
+            assert torch.equal(value, state[key]), (route, key)
+
+
+def test_training_moves_only_the_active_routes_statistics():
+    from aemim_mm.models.split_norm import set_norm_route
+    bn = _three_route_bn().train()
+    before = {k: v.clone() for k, v in bn.state_dict().items()}
+    set_norm_route(bn, 'adv_ce')
+    bn(torch.randn(4, 3, 2, 2))
+    set_norm_route(bn, 'clean')
+    moved = {k for k, v in bn.state_dict().items()
+             if not torch.equal(v, before[k])}
+    assert moved == {'adv_ce_running_mean', 'adv_ce_running_var',
+                     'adv_ce_num_batches_tracked'}
+
+
+def test_reset_copies_the_clean_tensors_into_every_route():
+    from aemim_mm.models.split_norm import set_norm_route
+    bn = _three_route_bn()
+    set_norm_route(bn, 'adv')            # from any route
+    reset_adversarial_twins(bn)
+    set_norm_route(bn, 'clean')
+    state = bn.state_dict()
+    for name in ('weight', 'bias', 'running_mean', 'running_var'):
+        for prefix in ('adv_', 'adv_ce_'):
+            assert torch.equal(state[prefix + name], state[name])
+
+
+def test_route_a_norm_lacks_is_refused_and_keys_map_to_clean_twins():
+    from aemim_mm.models.split_norm import set_norm_route
+    bn = nn.BatchNorm2d(3)
+    add_adversarial_twins(bn)
+    with pytest.raises(ValueError, match=r"has the routes \('clean', 'adv'\)"
+                       r", not 'adv_ce'"):
+        set_norm_route(bn, 'adv_ce')
+    with pytest.raises(ValueError, match=r"already has the route 'adv'"):
+        add_adversarial_twins(bn)
+    assert clean_twin_key('a.bn.adv_ce_running_var') == 'a.bn.running_var'
+    assert clean_twin_key('a.bn.adv_running_var') == 'a.bn.running_var'
+    assert clean_twin_key('backbone.adv_cls_token') == 'backbone.cls_token'

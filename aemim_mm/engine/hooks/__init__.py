@@ -1,6 +1,7 @@
 from .attack_schedule_hook import FeatureDistancePGDHook
 from .image_grid_hook import VIS_KEYS, AttackImageGridHook
 from .loss_curve_hook import LossCurveHook
+from .pseudo_label_hook import PseudoLabelHook
 from .reproducibility_hook import (ReproducibleRandomnessHook,
                                    derive_sample_seed, get_rng_state,
                                    set_rng_state)
@@ -11,7 +12,7 @@ from .skip_counter_hook import SkipCounterHook
 
 __all__ = [
     'FeatureDistancePGDHook', 'AttackImageGridHook', 'VIS_KEYS',
-    'LossCurveHook', 'ParamSchedule', 'ReproducibleRandomnessHook',
+    'LossCurveHook', 'ParamSchedule', 'PseudoLabelHook', 'ReproducibleRandomnessHook',
     'RNGStateCheckpointHook', 'SampleSeedHook', 'SkipCounterHook',
     'derive_sample_seed', 'get_rng_state', 'set_rng_state'
 ]

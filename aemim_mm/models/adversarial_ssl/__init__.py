@@ -1,18 +1,22 @@
 """The survey's adversaries for joint-embedding algorithms (SimCLR, BYOL,
 SimSiam): one module per method over the shared pieces of ``base.py`` and
 ``joint_embedding.py`` (``docs/design.md``, ``docs/survey.md``)."""
+from .a_infonce import AAdvCL, ARoCL
 from .acl import ACL
+from .advcl import AdvCL
 from .base import AdversarialSSLWrapper, Attack
 from .byorl import BYORL
 from .clae import CLAE
 from .joint_embedding import (BYOLInterface, ContrastiveInterface,
                               JointEmbedding, SimSiamInterface,
                               build_joint_embedding)
-from .losses import nt_xent
+from .frequency import high_frequency
+from .losses import HardNegatives, info_nce, nt_xent, supcon
 from .rocl import RoCL
 
 __all__ = [
-    'ACL', 'AdversarialSSLWrapper', 'Attack', 'BYORL', 'CLAE',
+    'AAdvCL', 'ACL', 'ARoCL', 'AdvCL', 'AdversarialSSLWrapper', 'HardNegatives',
+    'high_frequency', 'info_nce', 'supcon', 'Attack', 'BYORL', 'CLAE',
     'BYOLInterface', 'ContrastiveInterface', 'JointEmbedding',
     'SimSiamInterface', 'build_joint_embedding', 'nt_xent', 'RoCL'
 ]

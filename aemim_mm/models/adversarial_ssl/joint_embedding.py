@@ -18,7 +18,7 @@ one interface per algorithm class (exact type), built by
   algorithm's two-view loss; :meth:`RegressionInterface.step` is the
   per-iteration state change (BYOL's EMA target).
 """
-from typing import Any, Dict, List, Sequence, Type
+from typing import Any, Callable, Dict, List, Sequence, Type
 
 import torch
 from mmengine.dist import all_gather, all_reduce, get_rank
@@ -139,13 +139,29 @@ class ContrastiveInterface(JointEmbedding):
         z = z / (torch.norm(z, p=2, dim=1, keepdim=True) + 1e-10)
         return list(z.split(views[0].shape[0]))
 
-    def contrast(self, embeddings: Sequence[Tensor],
-                 stop_grad_others: bool = False) -> Tensor:
-        """NT-Xent of the views over the global batch (every process's
-        samples are negatives, as in ``SimCLR``), times the loss weight."""
+    def contrast(self,
+                 embeddings: Sequence[Tensor],
+                 stop_grad_others: bool = False,
+                 objective: Callable[..., Tensor] = nt_xent,
+                 **kwargs) -> Tensor:
+        """A contrastive loss of the views over the global batch (every
+        process's samples are negatives, as in ``SimCLR``), with the head's
+        temperature, times its loss weight.
+
+        Args:
+            embeddings: Normalised embeddings of each view (N, D).
+            stop_grad_others: Similarities ``z @ sg(z).T`` (RoCL's).
+            objective: ``objective(views, temperature, **kwargs)``:
+                :func:`~.losses.nt_xent` (default, SimCLR's), or
+                :func:`~.losses.supcon`, :func:`~.losses.info_nce`.
+            **kwargs: The objective's other arguments.
+        """
         gathered = [GatherWithGrad.apply(z) for z in embeddings]
-        return self.loss_weight * nt_xent(gathered, self.temperature,
-                                          stop_grad_others)
+        if stop_grad_others:
+            kwargs['stop_grad_others' if objective is nt_xent else
+                   'stop_grad'] = True
+        return self.loss_weight * objective(gathered, self.temperature,
+                                            **kwargs)
 
 
 class RegressionInterface(JointEmbedding):

@@ -65,6 +65,11 @@ class RoCL(AdversarialSSLWrapper):
         self.adversarial_contrast = adversarial_contrast
         self.stop_grad_others = stop_grad_others
 
+    def contrast_term(self, embeddings: List[Tensor]) -> Tensor:
+        """The NT-Xent of ``[f(t(x)), f(t'(x)), f(x_adv)]`` (A-RoCL
+        re-weights it)."""
+        return self.ssl.contrast(embeddings, self.stop_grad_others)
+
     def loss(self, inputs: List[Tensor],
              data_samples: list) -> Dict[str, Tensor]:
         """One RoCL iteration (``rocl_train.py: train``)."""
@@ -75,7 +80,7 @@ class RoCL(AdversarialSSLWrapper):
         x_adv = adv.views[0]
         # NCE over {t(x), t'(x)} (+ x_adv), one forward of all views
         views = [t1, t2, x_adv] if self.adversarial_contrast else [t1, t2]
-        losses = dict(loss_contrast=nce(f(views), sg))
+        losses = dict(loss_contrast=self.contrast_term(f(views)))
         # + (1 / lambda) * NCE(f(x_adv), f(t'(x))), its own forward
         if self.lamda is not None:
             losses['loss_reg'] = nce(f([x_adv, t2]), sg) / self.lamda
