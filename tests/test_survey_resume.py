@@ -1,14 +1,16 @@
 """A survey method's run killed by SIGKILL and resumed continues bit for bit.
 
-The shipped CIFAR-10 configs of RoCL, CLAE, BYORL and AdvCL (their random
-augmentations kept; AdvCL's pseudo-labels from a tiny local encoder, read
-from the work dir's cache on resume), with a narrow ResNet-18, 4 iterations of batch
+The shipped CIFAR-10 configs of RoCL, CLAE, BYORL, AdvCL and AdCo (their
+random augmentations kept; AdvCL's pseudo-labels from a tiny local encoder,
+read from the work dir's cache on resume; AdCo's bank of 2, its velocity
+already moving when the run is killed), with a narrow ResNet-18, 4 iterations of batch
 2, a checkpoint after every iteration, ``RNGStateCheckpointHook`` and
 ``SampleSeedHook``: run A goes through; run B is killed (SIGKILL) while it
 blocks after iteration 2, then resumed with ``tools/train.py --resume``.
 Iterations 3 and 4 of B equal A's exactly (every logged loss, the attack's
 statistics), and so do the final weights, running statistics (clean and
-adversarial), BYOL's target network and the optimizer state.
+adversarial), BYOL's target network, MoCo's key encoder, AdCo's bank and
+its velocity, and the optimizer state.
 """
 import os
 import subprocess
@@ -44,6 +46,9 @@ NARROW = {
     "in_channels=16, hid_channels=32, out_channels=16))",
     'advcl_simclr_resnet18_cifar10': "neck=dict(in_channels=64, "
     "hid_channels=32, out_channels=16)",
+    # a bank of 2: filled at iteration 1, climbing (with momentum) from 2
+    'adco_moco_resnet18_cifar10': "neck=dict(in_channels=64, "
+    "hid_channels=32, out_channels=16), feat_dim=16, queue_len=2",
 }
 #: model options beside the algorithm's (AdvCL: two heads, a radius for
 #: 32 px)

@@ -16,8 +16,9 @@ from typing import Optional, Sequence
 import torch
 from mmengine.dist import get_dist_info
 
-#: Independent streams of draws within one iteration.
-MASK, START, SELECT = 0, 1, 2
+#: Independent streams of draws within one iteration (``MIX``: MoCHi's
+#: synthetic negatives).
+MASK, START, SELECT, MIX = 0, 1, 2, 3
 
 
 def round_half_up(value: float) -> int:

@@ -1,7 +1,8 @@
 """Two processes over gloo equal one process with the same global batch, for
 every survey method (RoCL, CLAE, ACL, BYORL on BYOL, AdvCL, A-RoCL,
-A-AdvCL): same losses, same updated parameters and running statistics after
-each iteration's sample-keyed attack. SyncBatchNorm in encoder and projector
+A-AdvCL, AdCo, IFM, MoCHi, HCL): same losses, same updated parameters,
+running statistics, queues and banks (AdCo's, with its velocity, through its
+fill and its ascent) after each iteration's sample-keyed attack or draws. SyncBatchNorm in encoder and projector
 (CPU stand-in of test_spark.py), mmengine's DDP wrapper, SGD, float64 (in
 float32, a reduction order may flip the sign of a near-zero input gradient
 and so one pixel of the attack, which then grows over the iterations)."""
@@ -16,7 +17,7 @@ from torch.testing import assert_close
 
 from mmpretrain.registry import MODELS
 from test_spark import cpu_sync_batch_norm_forward, free_port
-from tiny_ssl import IMG, byol_cfg, set_max_iters, simclr_cfg
+from tiny_ssl import IMG, byol_cfg, moco_cfg, set_max_iters, simclr_cfg
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,7 +34,8 @@ def _sync(cfg: dict) -> dict:
     """``cfg`` with SyncBN in the backbone and every projector / predictor."""
     cfg = copy.deepcopy(cfg)
     cfg['backbone']['norm_cfg'] = SYNC
-    cfg['neck']['norm_cfg'] = SYNC
+    if cfg['neck']['type'] != 'MoCoV2Neck':       # (MoCo's has no norm)
+        cfg['neck']['norm_cfg'] = SYNC
     if 'predictor' in cfg['head']:
         cfg['head']['predictor']['norm_cfg'] = SYNC
     return cfg
@@ -54,9 +56,33 @@ CASES = {
     'AAdvCL': dict(type='AAdvCL', algorithm=_sync(simclr_cfg()), ks=(2, 3),
                    radius=2, adaptive=dict(from_epoch=1, d_min=0.4),
                    hard_negatives=dict(beta=1.0, tau_plus=0.12)),
+    # the bank fills in 2 iterations (8 columns, global batch 4), then
+    # climbs with momentum; its gradient is averaged over processes
+    'AdCo': dict(type='AdCo', algorithm=_sync(moco_cfg(queue_len=8)),
+                 memory_lr=3.),
+    'IFM': dict(type='IFM', algorithm=_sync(moco_cfg(queue_len=8))),
+    'MoCHi': dict(type='MoCHi', algorithm=_sync(moco_cfg(queue_len=8)),
+                  num_hard=4, num_mixed=3, num_query_mixed=2),
+    'HCL': dict(type='HCL', algorithm=_sync(simclr_cfg())),
 }
 #: AdvCL's three views (two augmentations and the weak one)
 NUM_VIEWS = {'AdvCL': 3, 'AAdvCL': 3}
+#: iterations other than ITERS (AdCo: 2 filling, 2 adversarial)
+NUM_ITERS = {'AdCo': 4}
+
+
+#: buffers whose columns are keys written in all_gather order (rank-major)
+QUEUES = ('queue', 'bank_velocity')
+
+
+def _gathered_order(columns: torch.Tensor, world: int = 2) -> torch.Tensor:
+    """One process's queue columns in the order two processes write them:
+    each global batch as all_gather concatenates it (rank 0's samples 0, 2,
+    then rank 1's 1, 3; DefaultSampler's layout)."""
+    local = GLOBAL_BATCH // world
+    order = [r + world * k for r in range(world) for k in range(local)]
+    blocks = columns.split(GLOBAL_BATCH, dim=1)
+    return torch.cat([b[:, order] for b in blocks], dim=1)
 
 
 def _labels(module) -> None:
@@ -76,7 +102,8 @@ def _views(num_views: int = 2) -> List[List[torch.Tensor]]:
             for _ in range(GLOBAL_BATCH)]
 
 
-def _train(model, module, samples, indices) -> List[Dict[str, float]]:
+def _train(model, module, samples, indices,
+           iters: int = ITERS) -> List[Dict[str, float]]:
     """``ITERS`` SGD steps in float64 (so that no sign of the attack's
     gradient can differ by rounding between the two runs), one
     ``sample_seed`` per iteration; ``model`` is ``module`` or its DDP."""
@@ -89,7 +116,7 @@ def _train(model, module, samples, indices) -> List[Dict[str, float]]:
                            for i in indices]), True)
     views = [v.double() for v in data['inputs']]
     logs = []
-    for it in range(ITERS):
+    for it in range(iters):
         module.sample_seed = 1000 + it
         losses = model(views, data['data_samples'], mode='loss')
         optimizer.zero_grad()
@@ -126,7 +153,8 @@ def _worker(rank: int, world: int, port: int, method: str,
         # DefaultSampler's layout: rank r gets global samples r, r + world
         views = _views(NUM_VIEWS.get(method, 2))
         logs = _train(ddp, module, views[rank::world],
-                      list(range(GLOBAL_BATCH))[rank::world])
+                      list(range(GLOBAL_BATCH))[rank::world],
+                      NUM_ITERS.get(method, ITERS))
         torch.save(dict(logs=logs, state=module.state_dict()),
                    os.path.join(out_dir, f'rank{rank}.pth'))
     finally:
@@ -145,12 +173,12 @@ def test_two_processes_equal_one_process(method, tmp_path):
     reference.double().train()
     _labels(reference)
     ref_logs = _train(reference, reference, _views(NUM_VIEWS.get(method, 2)),
-                      list(range(GLOBAL_BATCH)))
+                      list(range(GLOBAL_BATCH)), NUM_ITERS.get(method, ITERS))
     mp.spawn(_worker, args=(2, free_port(), method, str(tmp_path)),
              nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f'rank{r}.pth', weights_only=True)
              for r in range(2)]
-    for it in range(ITERS):
+    for it in range(NUM_ITERS.get(method, ITERS)):
         for key in ref_logs[it]:
             if 'loss' not in key:
                 continue
@@ -167,5 +195,10 @@ def test_two_processes_equal_one_process(method, tmp_path):
         state = rank['state']
         assert state.keys() == want.keys()
         for key, value in want.items():
+            if key in QUEUES:
+                value = _gathered_order(value)
             assert_close(state[key], value, rtol=1e-8, atol=1e-10,
                          msg=f'{method}: {key}')
+    for key, value in ranks[0]['state'].items():    # every process: one bank
+        assert_close(ranks[1]['state'][key], value, rtol=1e-12, atol=1e-14,
+                     msg=f'{method}: {key} differs between the processes')

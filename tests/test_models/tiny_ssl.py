@@ -1,4 +1,4 @@
-"""Tiny joint-embedding algorithms (SimCLR, BYOL, SimSiam) and views for the
+"""Tiny joint-embedding algorithms (SimCLR, MoCo v2, BYOL, SimSiam) and views for the
 tests of the survey's adversaries (aemim_mm.models.adversarial_ssl).
 
 Imported by the tests of this folder (pytest puts it on ``sys.path``).
@@ -25,6 +25,23 @@ def simclr_cfg(temperature: float = 0.5) -> dict:
         neck=dict(type='NonLinearNeck', in_channels=FEAT, hid_channels=32,
                   out_channels=16, num_layers=2, with_avg_pool=True,
                   norm_cfg=dict(type='BN1d')),
+        head=dict(type='ContrastiveHead',
+                  loss=dict(type='CrossEntropyLoss'),
+                  temperature=temperature),
+        data_preprocessor=PREPROCESSOR))
+
+
+def moco_cfg(queue_len: int = 32, temperature: float = 0.2) -> dict:
+    """A tiny MoCo v2 (key encoder momentum 0.01 in mmengine's convention:
+    MoCo's m = 0.99)."""
+    return copy.deepcopy(dict(
+        type='MoCo',
+        queue_len=queue_len,
+        feat_dim=16,
+        momentum=0.01,
+        backbone=RESNET,
+        neck=dict(type='MoCoV2Neck', in_channels=FEAT, hid_channels=32,
+                  out_channels=16, with_avg_pool=True),
         head=dict(type='ContrastiveHead',
                   loss=dict(type='CrossEntropyLoss'),
                   temperature=temperature),

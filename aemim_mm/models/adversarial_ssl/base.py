@@ -61,7 +61,8 @@ class AdversarialSSLWrapper(BaseModel):
         algorithm: The algorithm (config dict or module), of exactly one of
             the method's :attr:`ALGORITHMS`.
         attack: The attack (a :class:`~aemim_mm.models.PixelPGD` config or
-            object): budget and step in 0-255 pixel units.
+            object): budget and step in 0-255 pixel units; ``None`` for the
+            feature-level methods, which perturb no pixel.
         adapter: ``'none'`` (one set of BatchNorms) or ``'bn'`` (split
             BatchNorms: the adversarial views through their own affine
             parameters and running statistics, dropped by export).
@@ -86,7 +87,7 @@ class AdversarialSSLWrapper(BaseModel):
 
     def __init__(self,
                  algorithm: Union[dict, nn.Module],
-                 attack: Union[dict, PixelPGD] = dict(type='PixelPGD'),
+                 attack: Union[dict, PixelPGD, None] = dict(type='PixelPGD'),
                  adapter: str = 'none',
                  adapter_scope: Sequence[str] = ('backbone', 'neck'),
                  adv_bn_momentum: Optional[float] = None,
@@ -118,7 +119,7 @@ class AdversarialSSLWrapper(BaseModel):
                              'algorithm is a built module with its own.')
         self._check_algorithm(type(algorithm))
         attack = MODELS.build(attack) if isinstance(attack, dict) else attack
-        if not isinstance(attack, PixelPGD):
+        if attack is not None and not isinstance(attack, PixelPGD):
             raise TypeError(f'{method}: attack must be a PixelPGD (config), '
                             f'got {type(attack).__name__}.')
 
@@ -200,6 +201,8 @@ class AdversarialSSLWrapper(BaseModel):
         Returns:
             The adversarial views and the logged statistics.
         """
+        if self.attack is None:
+            raise RuntimeError(f'{type(self).__name__} has no attack.')
         num = views[0].shape[0]
         x = torch.cat(list(views))
         rng = SampleRandomness(num, x.device, self.sample_seed)
@@ -266,6 +269,15 @@ class AdversarialSSLWrapper(BaseModel):
         if not any(isinstance(c, dict) and c.get('type') == 'Pretrained'
                    for c in init_cfg):
             reset_adversarial_adapters(self)
+
+
+def check_temperature(method: str, ssl: JointEmbedding) -> None:
+    """Raise unless the algorithm's head temperature is a number > 0."""
+    value = ssl.temperature
+    if not is_number(value) or value <= 0:
+        raise ValueError(f"{method}: the head's temperature "
+                         '(algorithm.head.temperature) must be a number > 0, '
+                         f'got {value!r}.')
 
 
 def check_weight(method: str, name: str, value: float,

@@ -11,6 +11,14 @@ one interface per algorithm class (exact type), built by
   stacks its views), :meth:`ContrastiveInterface.contrast` is the NT-Xent
   over the global batch (:class:`GatherWithGrad`), with the head's
   temperature and loss weight.
+* Momentum contrast (MoCo v2): :meth:`MoCoInterface.query` and
+  :meth:`MoCoInterface.key` (the EMA key encoder, moved once per iteration,
+  with MoCo's batch shuffle), the queue and its update, and
+  :meth:`MoCoInterface.head_loss`: the head's cross-entropy of positive and
+  negative logits.
+* Both contrastive interfaces give their positive and negative similarities
+  of a batch (``similarities``: :class:`Similarities`), for the methods that
+  change the logits (IFM, HCL, MoCHi).
 * Regression (BYOL, SimSiam): :meth:`RegressionInterface.embed` is the
   online projection of one view, :meth:`RegressionInterface.target` its
   stop-gradient target, :meth:`RegressionInterface.regression` the head's
@@ -18,16 +26,38 @@ one interface per algorithm class (exact type), built by
   algorithm's two-view loss; :meth:`RegressionInterface.step` is the
   per-iteration state change (BYOL's EMA target).
 """
-from typing import Any, Callable, Dict, List, Sequence, Type
+from dataclasses import dataclass, field
+from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
+                    Type)
 
 import torch
-from mmengine.dist import all_gather, all_reduce, get_rank
+from mmengine.dist import all_gather, all_reduce, get_rank, get_world_size
 from torch import Tensor, nn
 
-from mmpretrain.models.selfsup import BYOL, SimCLR, SimSiam
+from mmpretrain.models.selfsup import BYOL, MoCo, SimCLR, SimSiam
+from mmpretrain.models.utils import batch_shuffle_ddp, batch_unshuffle_ddp
 from .losses import nt_xent
 
 _INTERFACES: Dict[type, Type['JointEmbedding']] = {}
+
+
+@dataclass
+class Similarities:
+    """An algorithm's similarities of one batch, before the temperature.
+
+    Attributes:
+        pos: (M, 1) each anchor with its positive.
+        neg: (M, K) each anchor with its negatives.
+        query: MoCo: the normalised queries (N, D).
+        keys: MoCo: the normalised keys (N, D).
+        finish: What the algorithm does after its loss (MoCo: enqueue the
+            keys); call it once the loss is computed.
+    """
+    pos: Tensor
+    neg: Tensor
+    query: Optional[Tensor] = None
+    keys: Optional[Tensor] = None
+    finish: Callable[[], None] = field(default=lambda: None)
 
 
 class GatherWithGrad(torch.autograd.Function):
@@ -162,6 +192,130 @@ class ContrastiveInterface(JointEmbedding):
                    'stop_grad'] = True
         return self.loss_weight * objective(gathered, self.temperature,
                                             **kwargs)
+
+    def pair_logits(self, embeddings: Sequence[Tensor]
+                    ) -> Tuple[Tensor, Tensor]:
+        """SimCLR's positive and negative similarities of two views over the
+        global batch (before the temperature).
+
+        Returns:
+            ``pos`` (2N, 1): each embedding with its partner view; ``neg``
+            (2N, 2N - 2): with every other embedding but itself.
+        """
+        z = torch.cat([GatherWithGrad.apply(e) for e in embeddings])
+        total, num = z.shape[0], z.shape[0] // 2
+        sim = z @ z.t()
+        index = torch.arange(total, device=z.device)
+        partner = (index + num) % total
+        pos = sim[index, partner].unsqueeze(1)
+        keep = torch.ones_like(sim, dtype=torch.bool)
+        keep[index, index] = False
+        keep[index, partner] = False
+        return pos, sim[keep].reshape(total, total - 2)
+
+    def head_loss(self, pos: Tensor, neg: Tensor) -> Tensor:
+        """The head's loss: cross-entropy of ``[pos, neg] / T``, label 0."""
+        return self.algorithm.head.loss(pos, neg)
+
+    def similarities(self, views: Sequence[Tensor]) -> 'Similarities':
+        """SimCLR's positive and negative similarities of two views
+        (:meth:`pair_logits`, one forward of both views)."""
+        pos, neg = self.pair_logits(self.embed(list(views[:2])))
+        return Similarities(pos=pos, neg=neg)
+
+
+@register_joint_embedding(MoCo)
+class MoCoInterface(JointEmbedding):
+    """MoCo v2: query encoder, EMA key encoder, a queue of negatives."""
+
+    @property
+    def temperature(self) -> float:
+        """The head's temperature."""
+        return self.algorithm.head.temperature
+
+    @property
+    def loss_weight(self) -> float:
+        """The head's loss weight (``CrossEntropyLoss.loss_weight``)."""
+        return float(getattr(self.algorithm.head.loss_module, 'loss_weight',
+                             1.0))
+
+    def query(self, view: Tensor) -> Tensor:
+        """The normalised query embedding of ``view`` (with gradient)."""
+        algo = self.algorithm
+        return nn.functional.normalize(algo.neck(algo.backbone(view))[0],
+                                       dim=1)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Move the key encoder towards the query encoder (MoCo's EMA),
+        once per iteration, as ``MoCo.loss`` does."""
+        algo = self.algorithm
+        algo.encoder_k.update_parameters(
+            nn.Sequential(algo.backbone, algo.neck))
+
+    @torch.no_grad()
+    def key(self, view: Tensor) -> Tensor:
+        """The normalised key embedding of ``view`` (no gradient), through
+        MoCo's batch shuffle."""
+        shuffled, unshuffle = batch_shuffle_ddp(view)
+        k = nn.functional.normalize(self.algorithm.encoder_k(shuffled)[0],
+                                    dim=1)
+        return batch_unshuffle_ddp(k, unshuffle)
+
+    @torch.no_grad()
+    def reset_key_encoder(self) -> None:
+        """Copy the query encoder into the key encoder."""
+        algo = self.algorithm
+        for key, query in zip(algo.encoder_k.module.parameters(),
+                              nn.Sequential(algo.backbone,
+                                            algo.neck).parameters()):
+            key.copy_(query)
+
+    def queue(self) -> Tensor:
+        """The queue of negatives (D, K), detached."""
+        return self.algorithm.queue.clone().detach()
+
+    def enqueue(self, keys: Tensor) -> None:
+        """Put every process's keys into the queue (MoCo's update)."""
+        self.algorithm._dequeue_and_enqueue(keys)
+
+    def head_loss(self, pos: Tensor, neg: Tensor) -> Tensor:
+        """The head's loss: cross-entropy of ``[pos, neg] / T``, label 0."""
+        return self.algorithm.head.loss(pos, neg)
+
+    def check_queue(self, batch_size: int) -> None:
+        """Raise unless the queue length is a multiple of the global batch
+        (MoCo's queue update writes whole batches).
+
+        Raises:
+            ValueError: Naming ``queue_len`` and the global batch.
+        """
+        world = get_world_size()
+        total = batch_size * world
+        if self.algorithm.queue_len % total:
+            raise ValueError(
+                f'MoCo: queue_len ({self.algorithm.queue_len}) must be a '
+                f'multiple of the global batch ({batch_size} x {world} '
+                f'processes = {total}): its queue update writes whole '
+                'batches. Change model.algorithm.queue_len or the batch '
+                'size.')
+
+    def similarities(self, views: Sequence[Tensor]) -> 'Similarities':
+        """MoCo's positive and negative similarities of a batch: the query
+        of view 1 with the key of view 2 and with the queue; ``finish``
+        enqueues the keys (call it after the loss, as ``MoCo.loss``).
+
+        Raises:
+            ValueError: Before any forward, if the queue length is not a
+                multiple of the global batch (:meth:`check_queue`).
+        """
+        self.check_queue(views[0].shape[0])
+        q = self.query(views[0])
+        self.step()
+        k = self.key(views[1])
+        return Similarities(pos=(q * k).sum(1, keepdim=True),
+                            neg=q @ self.queue(), query=q, keys=k,
+                            finish=lambda: self.enqueue(k))
 
 
 class RegressionInterface(JointEmbedding):
