@@ -1,16 +1,16 @@
 """A survey method's run killed by SIGKILL and resumed continues bit for bit.
 
-The shipped CIFAR-10 configs of RoCL, CLAE, BYORL, AdvCL and AdCo (their
-random augmentations kept; AdvCL's pseudo-labels from a tiny local encoder,
-read from the work dir's cache on resume; AdCo's bank of 2, its velocity
-already moving when the run is killed), with a narrow ResNet-18, 4 iterations of batch
+The shipped CIFAR-10 configs of RoCL, CLAE, BYORL, AdvCL, AdCo and CaCo
+(their random augmentations kept; AdvCL's pseudo-labels from a tiny local
+encoder, read from the work dir's cache on resume; AdCo's and CaCo's banks
+of 2, their velocity already moving when the run is killed), with a narrow ResNet-18, 4 iterations of batch
 2, a checkpoint after every iteration, ``RNGStateCheckpointHook`` and
 ``SampleSeedHook``: run A goes through; run B is killed (SIGKILL) while it
 blocks after iteration 2, then resumed with ``tools/train.py --resume``.
 Iterations 3 and 4 of B equal A's exactly (every logged loss, the attack's
 statistics), and so do the final weights, running statistics (clean and
-adversarial), BYOL's target network, MoCo's key encoder, AdCo's bank and
-its velocity, and the optimizer state.
+adversarial), BYOL's target network, MoCo's key encoder, AdCo's and CaCo's
+banks and their velocity, and the optimizer state.
 """
 import os
 import subprocess
@@ -49,10 +49,16 @@ NARROW = {
     # a bank of 2: filled at iteration 1, climbing (with momentum) from 2
     'adco_moco_resnet18_cifar10': "neck=dict(in_channels=64, "
     "hid_channels=32, out_channels=16), feat_dim=16, queue_len=2",
+    'caco_mocov3_resnet18_cifar10': "neck=dict(in_channels=64, "
+    "hid_channels=32, out_channels=16), head=dict(predictor=dict("
+    "in_channels=16, hid_channels=32, out_channels=16))",
 }
 #: model options beside the algorithm's (AdvCL: two heads, a radius for
 #: 32 px)
-MODEL_EXTRA = {'advcl_simclr_resnet18_cifar10': ', ks=(2, 3), radius=4'}
+MODEL_EXTRA = {'advcl_simclr_resnet18_cifar10': ', ks=(2, 3), radius=4',
+               # a bank of 2 (filled at iteration 1), no warm-up
+               'caco_mocov3_resnet18_cifar10': ', bank_size=2, '
+               'memory_warmup_epochs=0'}
 #: a config's pseudo-label encoder (AdvCL): a tiny local checkpoint, two
 #: cluster counts that 8 images allow
 PSEUDO_LABELS = ("dict(type='PseudoLabelHook', checkpoint={ckpt!r}, "

@@ -4,7 +4,7 @@ from .adapters import (AdapterLayerNorm, adapter_route, convert_adapters,
 from .algorithms import (MIMInterface, build_mim_interface,
                          register_mim_interface, supported_algorithms)
 from .adversarial_ssl import (AAdvCL, ACL, ARoCL, BYORL, CLAE, HCL, IFM,
-                              AdCo, AdvCL, MoCHi, RoCL)
+                              AdCo, AdvCL, CaCo, MoCHi, RoCL)
 from .attack import FeatureDistancePGD, PixelPGD
 from .backbones import TimmMAEViT
 from .profiling import phase_seconds
@@ -15,7 +15,8 @@ __all__ = [
     'adversarial_state_dict_keys', 'MIMInterface', 'build_mim_interface',
     'register_mim_interface', 'supported_algorithms',
     'FeatureDistancePGD', 'PixelPGD', 'TimmMAEViT', 'AdversarialMIMWrapper',
-    'AAdvCL', 'ACL', 'ARoCL', 'AdCo', 'AdvCL', 'BYORL', 'CLAE', 'HCL', 'IFM',
+    'AAdvCL', 'ACL', 'ARoCL', 'AdCo', 'AdvCL', 'BYORL', 'CaCo', 'CLAE', 'HCL',
+    'IFM',
     'MoCHi', 'RoCL',
     'phase_seconds'
 ]

@@ -1,8 +1,8 @@
 """Two processes over gloo equal one process with the same global batch, for
 every survey method (RoCL, CLAE, ACL, BYORL on BYOL, AdvCL, A-RoCL,
-A-AdvCL, AdCo, IFM, MoCHi, HCL): same losses, same updated parameters,
-running statistics, queues and banks (AdCo's, with its velocity, through its
-fill and its ascent) after each iteration's sample-keyed attack or draws. SyncBatchNorm in encoder and projector
+A-AdvCL, AdCo, IFM, MoCHi, HCL, CaCo): same losses, same updated parameters,
+running statistics, queues and banks (AdCo's and CaCo's, with their velocity,
+through their fill and their steps) after each iteration's sample-keyed attack or draws. SyncBatchNorm in encoder and projector
 (CPU stand-in of test_spark.py), mmengine's DDP wrapper, SGD, float64 (in
 float32, a reduction order may flip the sign of a near-zero input gradient
 and so one pixel of the attack, which then grows over the iterations)."""
@@ -17,7 +17,8 @@ from torch.testing import assert_close
 
 from mmpretrain.registry import MODELS
 from test_spark import cpu_sync_batch_norm_forward, free_port
-from tiny_ssl import IMG, byol_cfg, moco_cfg, set_max_iters, simclr_cfg
+from tiny_ssl import (IMG, byol_cfg, moco_cfg, mocov3_cfg, set_max_iters,
+                      simclr_cfg)
 
 pytestmark = [
     pytest.mark.slow,
@@ -64,15 +65,18 @@ CASES = {
     'MoCHi': dict(type='MoCHi', algorithm=_sync(moco_cfg(queue_len=8)),
                   num_hard=4, num_mixed=3, num_query_mixed=2),
     'HCL': dict(type='HCL', algorithm=_sync(simclr_cfg())),
+    # as AdCo's: 2 iterations of fill, 2 of cooperative-adversarial steps
+    'CaCo': dict(type='CaCo', algorithm=_sync(mocov3_cfg()), bank_size=8,
+                 memory_warmup_epochs=0),
 }
 #: AdvCL's three views (two augmentations and the weak one)
 NUM_VIEWS = {'AdvCL': 3, 'AAdvCL': 3}
 #: iterations other than ITERS (AdCo: 2 filling, 2 adversarial)
-NUM_ITERS = {'AdCo': 4}
+NUM_ITERS = {'AdCo': 4, 'CaCo': 4}
 
 
 #: buffers whose columns are keys written in all_gather order (rank-major)
-QUEUES = ('queue', 'bank_velocity')
+QUEUES = ('queue', 'bank', 'bank_velocity')
 
 
 def _gathered_order(columns: torch.Tensor, world: int = 2) -> torch.Tensor:

@@ -1,15 +1,17 @@
 """The survey's memory-based and feature-level adversaries
 (aemim_mm.models.adversarial_ssl): AdCo, IFM, MoCHi and HCL on tiny MoCo v2
-and SimCLR, in float64.
+and SimCLR, CaCo on a tiny MoCo v3, in float64.
 
 * With the adversary off (AdCo: memory learning rate 0 and the bank as
   MoCo's queue; IFM: eps 0; MoCHi: no synthetic negative; HCL: beta 0 and
   tau+ 0), the loss and every gradient equal the plain algorithm's, and so
-  do the queue and the key encoder after the step.
+  do the queue and the key encoder after the step; CaCo with a frozen bank
+  holding the batch's keys is MoCo v3.
 * One step equals the method's equations written out here: AdCo's
   analytic bank update (the official closed form, with momentum and weight
-  decay), IFM's shifted logits, MoCHi's mixing, normalisation and counts,
-  HCL's weights (which carry gradient).
+  decay), CaCo's cooperative-adversarial one, IFM's shifted logits,
+  MoCHi's mixing, normalisation and counts, HCL's weights (which carry
+  gradient).
 * Bad options are refused before any work, naming the option.
 """
 import copy
@@ -25,7 +27,8 @@ from torch.testing import assert_close
 from aemim_mm.models.adversarial_ssl import hcl_loss
 from aemim_mm.models.randomness import MIX, SampleRandomness
 from mmpretrain.registry import MODELS
-from tiny_ssl import build, byol_cfg, moco_cfg, perturb, simclr_cfg, two_views
+from tiny_ssl import (build, byol_cfg, moco_cfg, mocov3_cfg, perturb,
+                      simclr_cfg, two_views)
 
 T = 0.2
 SEED = 7
@@ -108,6 +111,15 @@ def ce(pos: torch.Tensor, neg: torch.Tensor, temperature: float,
         logits = torch.cat([p.reshape(-1), n]) / temperature
         rows.append(torch.logsumexp(logits, 0) - logits[label])
     return torch.stack(rows).mean()
+
+
+def row_ce(logits: torch.Tensor, labels: torch.Tensor,
+           temperature: float) -> torch.Tensor:
+    """Mean cross-entropy of ``logits / T`` with a label per row, row by
+    row."""
+    return torch.stack([
+        torch.logsumexp(row / temperature, 0) - row[int(y)] / temperature
+        for row, y in zip(logits, labels)]).mean()
 
 
 # ------------------------------------------------------- adversary off
@@ -424,8 +436,9 @@ def test_queue_not_a_multiple_of_the_batch_is_refused_before_any_work(
 # --------------------------------------------------------------- export
 @pytest.mark.parametrize('method,cfg,kwargs', [
     ('AdCo', moco_cfg(), {}), ('IFM', moco_cfg(), {}),
-    ('MoCHi', moco_cfg(), dict(num_hard=4)), ('HCL', simclr_cfg(), {})],
-    ids=['AdCo', 'IFM', 'MoCHi', 'HCL'])
+    ('MoCHi', moco_cfg(), dict(num_hard=4)), ('HCL', simclr_cfg(), {}),
+    ('CaCo', mocov3_cfg(), dict(bank_size=8))],
+    ids=['AdCo', 'IFM', 'MoCHi', 'HCL', 'CaCo'])
 def test_encoder_exports_and_loads_strictly_into_resnet_cifar(
         method, cfg, kwargs, tmp_path):
     from aemim_mm.apis import export_encoder
@@ -448,3 +461,153 @@ def test_encoder_exports_and_loads_strictly_into_resnet_cifar(
     if cfg['type'] == 'MoCo':
         assert 'negative queue (queue, queue_ptr)' in dropped
         assert any('momentum / target network' in r for r in dropped)
+
+
+# ------------------------------------------------------------------ CaCo
+def official_caco_update(W, v, pairs, T_m, lr, momentum):
+    """CaCo's memory step in its official closed form
+    (``training/train_caco.py: update_sym_network``): per view, the
+    softmax at T_m with 1 - p at the positive, the tangential direction,
+    summed over the views; momentum, no weight decay."""
+    W_hat = W / W.norm(dim=0)
+    g = 0
+    for q, pos in pairs:
+        logits = q @ W_hat
+        p = torch.softmax(logits / T_m, dim=1)
+        rows = torch.arange(q.shape[0])
+        p[rows, pos] = 1 - p[rows, pos]
+        g1 = q.t() @ p / q.shape[0] - (p * logits).mean(0) * W_hat
+        g = g - g1 / W.norm(dim=0)
+    g = g / T_m
+    v = momentum * v + g
+    return W - lr * v, v
+
+
+def online_and_keys(model, views, predictor=False):
+    """CaCo's normalised online embeddings and momentum keys of both
+    views (the momentum encoder as it is now)."""
+    algo = model.algorithm
+    qs = []
+    for v in views:
+        z = algo.neck(algo.backbone(v))[0]
+        if predictor:
+            z = algo.head.predictor([z])[0]
+        qs.append(F.normalize(z, dim=1))
+    with torch.no_grad():
+        ks = [F.normalize(algo.momentum_encoder(v)[0], dim=1) for v in views]
+    return qs, ks
+
+
+def caco(**kwargs):
+    opts = dict(bank_size=12, memory_lr=3., memory_lr_final=3.,
+                memory_warmup_epochs=0, memory_temperature=0.1,
+                memory_momentum=0.9, fill=False)
+    opts.update(kwargs)
+    torch.manual_seed(0)
+    model = build('CaCo', mocov3_cfg(T), **opts)
+    perturb(model)
+    return model.double()
+
+
+def test_caco_with_the_bank_as_the_keys_is_mocov3():
+    """Identical views, memory_lr 0 and a bank holding the momentum keys
+    of the batch: each query's positive is its own key and CaCo's loss is
+    MoCo v3's (with the predictor), value and every gradient; the bank does
+    not move."""
+    model = caco(memory_lr=0., memory_lr_final=0., predictor=True,
+                 bank_size=4)
+    plain = MODELS.build(mocov3_cfg(T)).double()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items()
+                           if k in plain.state_dict()})
+    t = double_views()[0]
+    ahead = copy.deepcopy(plain)                  # the stepped key encoder
+    ahead.momentum_encoder.update_parameters(
+        nn.Sequential(ahead.backbone, ahead.neck))
+    with torch.no_grad():
+        keys = F.normalize(ahead.momentum_encoder(t)[0], dim=1)
+    model.bank.copy_(keys.t() * 3)                # any column length
+    bank = model.bank.clone()
+    ours = model.loss([t, t.clone()], None)['loss']
+    theirs = plain.loss([t, t.clone()], None)['loss']
+    assert_close(ours, theirs)
+    g_ours, g_plain = grads(model, ours), grads(plain, theirs, 'algorithm.')
+    assert sorted(g_ours) == sorted(g_plain)
+    for key in g_plain:
+        assert_close(g_ours[key], g_plain[key], msg=key)
+    assert torch.equal(model.bank, bank)
+
+
+@pytest.mark.parametrize('predictor', [False, True])
+def test_caco_step_is_its_equations(predictor):
+    model = caco(predictor=predictor)
+    if not predictor:           # replaced: no parameter left unused
+        assert isinstance(model.algorithm.head.predictor, nn.Identity)
+    v = torch.zeros_like(model.bank)
+    for it in range(2):                   # the second step has momentum
+        views = double_views(it)
+        W = model.bank.clone()
+        losses = model.loss(views, None)
+        (q1, q2), (k1, k2) = online_and_keys(model, views, predictor)
+        W_hat = W / W.norm(dim=0)
+        pos1, pos2 = (k2 @ W_hat).argmax(1), (k1 @ W_hat).argmax(1)
+        want = sum(row_ce(q @ W_hat, pos, T)
+                   for q, pos in ((q1, pos1), (q2, pos2)))
+        assert_close(losses['loss'], 2 * T * want)   # the head's weight 2T
+        W_new, v = official_caco_update(
+            W, v, [(q1.detach(), pos1), (q2.detach(), pos2)], 0.1, 3., 0.9)
+        assert_close(model.bank, W_new)
+        assert_close(model.bank_velocity, v)
+
+
+def test_caco_fill_then_key_copy():
+    model = caco(fill=True, bank_size=8)
+    views = double_views()
+    W = model.bank.clone()
+    losses = model.loss(views, None)
+    (q1, _), (_, k2) = online_and_keys(model, views)
+    logits = torch.cat([(q1 * k2).sum(1, keepdim=True),
+                        q1 @ (W / W.norm(dim=0))], dim=1)
+    assert_close(losses['loss'], F.cross_entropy(
+        logits / 0.2, torch.zeros(4, dtype=torch.long)))
+    assert_close(model.bank[:, :4], k2.t())       # written like a queue
+    assert model.filled == 4
+    model.loss(double_views(1), None)
+    assert model.bank_full
+    online = nn.Sequential(model.algorithm.backbone, model.algorithm.neck)
+    for a, b in zip(model.algorithm.momentum_encoder.module.parameters(),
+                    online.parameters()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize('epoch,want', [(0, 0.3), (4, 1.5), (9, 3.0),
+                                        (10, 3.0), (55, 1.5), (100, 0.0)])
+def test_caco_memory_lr_warms_up_then_follows_a_cosine(epoch, want):
+    from mmengine.logging import MessageHub
+    model = caco(memory_lr=3., memory_lr_final=0., memory_warmup_epochs=10)
+    hub = MessageHub.get_current_instance()
+    hub.update_info('epoch', epoch)
+    hub.update_info('max_epochs', 100)
+    try:
+        assert model.current_memory_lr() == pytest.approx(want, abs=1e-12)
+    finally:
+        hub.update_info('epoch', 0)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(bank_size=0), r'CaCo: bank_size must be an int >= 1'),
+    (dict(memory_temperature=-1), r'CaCo: memory_temperature must be a '
+     r'number > 0'),
+    (dict(memory_lr_final=-1), r'CaCo: memory_lr_final must be a number'),
+    (dict(memory_warmup_epochs=1.5), r'CaCo: memory_warmup_epochs must be '
+     r'an int'),
+    (dict(predictor='no'), r'CaCo: predictor must be a bool'),
+])
+def test_caco_bad_options_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(dict(type='CaCo', algorithm=mocov3_cfg(), **kwargs))
+
+
+def test_caco_is_defined_for_mocov3_only_and_exports():
+    with pytest.raises(TypeError, match=r"CaCo is defined for the "
+                       r"algorithms \['MoCoV3'\]"):
+        MODELS.build(dict(type='CaCo', algorithm=moco_cfg()))

@@ -1,4 +1,5 @@
-"""Tiny joint-embedding algorithms (SimCLR, MoCo v2, BYOL, SimSiam) and views for the
+"""Tiny joint-embedding algorithms (SimCLR, MoCo v2, MoCo v3, BYOL, SimSiam)
+and views for the
 tests of the survey's adversaries (aemim_mm.models.adversarial_ssl).
 
 Imported by the tests of this folder (pytest puts it on ``sys.path``).
@@ -44,6 +45,29 @@ def moco_cfg(queue_len: int = 32, temperature: float = 0.2) -> dict:
                   out_channels=16, with_avg_pool=True),
         head=dict(type='ContrastiveHead',
                   loss=dict(type='CrossEntropyLoss'),
+                  temperature=temperature),
+        data_preprocessor=PREPROCESSOR))
+
+
+def mocov3_cfg(temperature: float = 0.2) -> dict:
+    """A tiny MoCo v3 (3-layer projector without a last BatchNorm, as
+    CaCo's; momentum 0.01 in mmengine's convention, cosine to 0)."""
+    return copy.deepcopy(dict(
+        type='MoCoV3',
+        base_momentum=0.01,
+        backbone=RESNET,
+        neck=dict(type='NonLinearNeck', in_channels=FEAT, hid_channels=32,
+                  out_channels=16, num_layers=3, with_bias=False,
+                  with_last_bn=False, with_avg_pool=True,
+                  norm_cfg=dict(type='BN1d')),
+        head=dict(type='MoCoV3Head',
+                  predictor=dict(type='NonLinearNeck', in_channels=16,
+                                 hid_channels=32, out_channels=16,
+                                 num_layers=2, with_bias=False,
+                                 with_last_bn=False, with_avg_pool=False,
+                                 norm_cfg=dict(type='BN1d')),
+                  loss=dict(type='CrossEntropyLoss',
+                            loss_weight=2 * temperature),
                   temperature=temperature),
         data_preprocessor=PREPROCESSOR))
 

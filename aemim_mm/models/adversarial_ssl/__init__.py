@@ -7,6 +7,7 @@ from .adco import AdCo
 from .advcl import AdvCL
 from .base import AdversarialSSLWrapper, Attack
 from .byorl import BYORL
+from .caco import CaCo
 from .clae import CLAE
 from .joint_embedding import (BYOLInterface, ContrastiveInterface,
                               JointEmbedding, SimSiamInterface,
@@ -15,12 +16,13 @@ from .frequency import high_frequency
 from .hcl import HCL, hcl_loss
 from .ifm import IFM
 from .losses import HardNegatives, info_nce, nt_xent, supcon
+from .memory_bank import MemoryBank, bank_logits
 from .mochi import MoCHi
 from .rocl import RoCL
 
 __all__ = [
-    'AAdvCL', 'ACL', 'ARoCL', 'AdCo', 'AdvCL', 'HCL', 'IFM', 'MoCHi',
-    'hcl_loss', 'AdversarialSSLWrapper', 'HardNegatives',
+    'AAdvCL', 'ACL', 'ARoCL', 'AdCo', 'AdvCL', 'CaCo', 'HCL', 'IFM', 'MoCHi',
+    'hcl_loss', 'MemoryBank', 'bank_logits', 'AdversarialSSLWrapper', 'HardNegatives',
     'high_frequency', 'info_nce', 'supcon', 'Attack', 'BYORL', 'CLAE',
     'BYOLInterface', 'ContrastiveInterface', 'JointEmbedding',
     'SimSiamInterface', 'build_joint_embedding', 'nt_xent', 'RoCL'

@@ -7,30 +7,31 @@ every query and kept across iterations. Per iteration::
     W <- W + ascent on CE([q . k_all, q . W^] / T_m, own key)   # after, pre-step q
 
 ``W^`` is ``W`` with unit columns. The ascent is SGD with momentum and weight
-decay on the negated gradient (``torch.optim.SGD(maximize=True)``'s rule),
-with its own learning rate, momentum and temperature; its gradient is the
-mean over every process's queries (all-reduced), so every process holds the
-same bank. The bank and its velocity are buffers: saved in checkpoints,
-restored on resume. As the official ``ad_init``, the first ``K / batch``
-iterations train MoCo's loss with the bank filled with keys like a queue,
-then copy the query encoder into the key encoder. Deviations from the
-official code (``maple-research-lab/AdCo``): docs/survey.md.
+decay (:class:`~.memory_bank.MemoryBank`), with its own learning rate,
+momentum and temperature; its gradient is the mean over every process's
+queries (all-reduced), so every process holds the same bank. The bank is
+MoCo's queue buffer; its velocity and fill count are buffers of the
+wrapper: all saved in checkpoints, restored on resume. As the official
+``ad_init``, the first ``K / batch`` iterations train MoCo's loss with the
+bank filled with keys like a queue, then copy the query encoder into the
+key encoder. Deviations from the official code
+(``maple-research-lab/AdCo``): docs/survey.md.
 """
-from typing import Dict, List, Optional
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmengine.dist import all_gather, all_reduce, get_rank
+from mmengine.dist import all_gather, get_rank
 from torch import Tensor
 
 from mmpretrain.models.selfsup import MoCo
 from mmpretrain.registry import MODELS
-from ...utils.checks import is_number
 from .base import AdversarialSSLWrapper, check_temperature
+from .memory_bank import MemoryBank, bank_logits, check_memory_options
 
 
 @MODELS.register_module()
-class AdCo(AdversarialSSLWrapper):
+class AdCo(AdversarialSSLWrapper, MemoryBank):
     """AdCo around mmpretrain's MoCo (v2).
 
     Args:
@@ -61,23 +62,11 @@ class AdCo(AdversarialSSLWrapper):
                  fill: bool = True,
                  batch_keys_as_negatives: bool = True,
                  **kwargs) -> None:
-        checks = (('memory_lr', memory_lr, 0, None),
-                  ('memory_momentum', memory_momentum, 0, 1),
-                  ('memory_weight_decay', memory_weight_decay, 0, None))
-        for name, value, low, high in checks:
-            if not is_number(value) or value < low or (high is not None
-                                                       and value > high):
-                raise ValueError(f'AdCo: {name} must be a number >= {low}'
-                                 + (f' and <= {high}' if high else '') +
-                                 f', got {value!r}.')
-        if not is_number(memory_temperature) or memory_temperature <= 0:
-            raise ValueError('AdCo: memory_temperature must be a number > 0, '
-                             f'got {memory_temperature!r}.')
-        for name, value in (('fill', fill), ('batch_keys_as_negatives',
-                                             batch_keys_as_negatives)):
-            if not isinstance(value, bool):
-                raise ValueError(f'AdCo: {name} must be a bool, got '
-                                 f'{value!r}.')
+        check_memory_options('AdCo', memory_lr, memory_temperature,
+                             memory_momentum, memory_weight_decay, fill)
+        if not isinstance(batch_keys_as_negatives, bool):
+            raise ValueError('AdCo: batch_keys_as_negatives must be a bool, '
+                             f'got {batch_keys_as_negatives!r}.')
         super().__init__(algorithm, attack=None, **kwargs)
         check_temperature(type(self).__name__, self.ssl)
         self.memory_lr = memory_lr
@@ -85,22 +74,7 @@ class AdCo(AdversarialSSLWrapper):
         self.memory_momentum = memory_momentum
         self.memory_weight_decay = memory_weight_decay
         self.batch_keys_as_negatives = batch_keys_as_negatives
-        bank = self.algorithm.queue
-        self.register_buffer('bank_velocity', torch.zeros_like(bank))
-        #: how many bank columns the fill has written (K: filled)
-        self.register_buffer(
-            'bank_filled', torch.tensor(0 if fill else bank.shape[1]))
-        #: ``bank_filled`` on the host, read once after a build or a load
-        #: (no per-iteration device synchronisation)
-        self._filled: Optional[int] = None
-        self.register_load_state_dict_post_hook(_forget_filled)
-
-    @property
-    def filled(self) -> int:
-        """How many bank columns the fill has written (K: full)."""
-        if self._filled is None:
-            self._filled = int(self.bank_filled)
-        return self._filled
+        self.init_bank_state(fill)
 
     @property
     def bank(self) -> Tensor:
@@ -114,18 +88,24 @@ class AdCo(AdversarialSSLWrapper):
         q = self.ssl.query(t1)
         self.ssl.step()
         k = self.ssl.key(t2)
-        if self.filled < self.bank.shape[1]:   # the official init
+        if not self.bank_full:                 # the official ad_init
             return dict(loss=self.fill_step(q, k))
         # L = CE([q . k_all, q . W^] / T, own key)
         pos, labels = self.positives(q, k)
-        neg = q @ F.normalize(self.bank, dim=0).clone()
+        logits = torch.cat([pos, bank_logits(q, self.bank).clone()], dim=1)
         loss = self.ssl.loss_weight * F.cross_entropy(
-            torch.cat([pos, neg], dim=1) / self.ssl.temperature, labels)
-        # W climbs the loss of the pre-step queries, at T_m
-        memory_objective = self.update_bank(q.detach(), pos.detach(), labels)
-        return dict(loss=loss, adv_memory_objective=memory_objective)
+            logits / self.ssl.temperature, labels)
+        # W climbs the same loss of the pre-step queries, at T_m: its
+        # coefficients are the softmax over the bank's columns
+        memory_logits = logits.detach() / self.memory_temperature
+        p = memory_logits.softmax(dim=1)[:, pos.shape[1]:]
+        self.step_bank([q.detach()], [p], self.memory_temperature,
+                       self.memory_lr, self.memory_momentum,
+                       self.memory_weight_decay)
+        return dict(loss=loss, adv_memory_objective=F.cross_entropy(
+            memory_logits, labels))
 
-    def positives(self, q: Tensor, k: Tensor):
+    def positives(self, q: Tensor, k: Tensor) -> Tuple[Tensor, Tensor]:
         """The positive logits and each query's label among them."""
         if not self.batch_keys_as_negatives:
             return (q * k).sum(1, keepdim=True), q.new_zeros(
@@ -139,41 +119,8 @@ class AdCo(AdversarialSSLWrapper):
         """MoCo's loss against the bank, the keys written into it like a
         queue; once it is full, the key encoder becomes the query encoder."""
         loss = self.ssl.head_loss((q * k).sum(1, keepdim=True),
-                                  q @ F.normalize(self.bank, dim=0).clone())
-        with torch.no_grad():
-            keys = torch.cat(all_gather(k), dim=0).t()
-            start = self.filled
-            end = min(start + keys.shape[1], self.bank.shape[1])
-            self.bank[:, start:end] = keys[:, :end - start]
-            self.bank_filled.fill_(end)
-            self.algorithm.queue_ptr.fill_(end % self.bank.shape[1])
-            self._filled = end
-            if end == self.bank.shape[1]:
-                self.ssl.reset_key_encoder()
+                                  bank_logits(q, self.bank).clone())
+        if self.fill_bank(k):
+            self.ssl.reset_key_encoder()
+        self.algorithm.queue_ptr.fill_(self.filled % self.bank.shape[1])
         return loss
-
-    def update_bank(self, q: Tensor, pos: Tensor, labels: Tensor) -> Tensor:
-        """One ascent step of the bank on the memory loss of ``q``; returns
-        that loss before the step (logged as ``adv_memory_objective``).
-
-        The gradient is the mean over every process's queries; the step is
-        ``torch.optim.SGD(maximize=True)``'s: ``v = m v - g + wd W``,
-        ``W = W - lr v``.
-        """
-        bank = self.bank.detach().clone().requires_grad_()
-        with torch.enable_grad():
-            logits = torch.cat([pos, q @ F.normalize(bank, dim=0)], dim=1)
-            memory_loss = F.cross_entropy(logits / self.memory_temperature,
-                                          labels)
-            grad, = torch.autograd.grad(memory_loss, bank)
-        with torch.no_grad():
-            all_reduce(grad, op='mean')
-            step = -grad + self.memory_weight_decay * self.bank
-            self.bank_velocity.mul_(self.memory_momentum).add_(step)
-            self.bank.sub_(self.memory_lr * self.bank_velocity)
-        return memory_loss.detach()
-
-
-def _forget_filled(module: AdCo, incompatible_keys) -> None:
-    """After a load, read ``bank_filled`` again."""
-    module._filled = None

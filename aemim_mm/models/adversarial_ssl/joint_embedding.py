@@ -16,7 +16,11 @@ one interface per algorithm class (exact type), built by
   with MoCo's batch shuffle), the queue and its update, and
   :meth:`MoCoInterface.head_loss`: the head's cross-entropy of positive and
   negative logits.
-* Both contrastive interfaces give their positive and negative similarities
+* Momentum contrast (MoCo v3): :meth:`MoCoV3Interface.online` (encoder,
+  projector and, optionally, the head's predictor),
+  :meth:`MoCoV3Interface.key` (the momentum encoder, moved once per
+  iteration by :meth:`MoCoV3Interface.step`, as ``MoCoV3.loss``).
+* Both MoCo v2's and SimCLR's interfaces give their positive and negative similarities
   of a batch (``similarities``: :class:`Similarities`), for the methods that
   change the logits (IFM, HCL, MoCHi).
 * Regression (BYOL, SimSiam): :meth:`RegressionInterface.embed` is the
@@ -34,7 +38,7 @@ import torch
 from mmengine.dist import all_gather, all_reduce, get_rank, get_world_size
 from torch import Tensor, nn
 
-from mmpretrain.models.selfsup import BYOL, MoCo, SimCLR, SimSiam
+from mmpretrain.models.selfsup import BYOL, MoCo, MoCoV3, SimCLR, SimSiam
 from mmpretrain.models.utils import batch_shuffle_ddp, batch_unshuffle_ddp
 from .losses import nt_xent
 
@@ -316,6 +320,56 @@ class MoCoInterface(JointEmbedding):
         return Similarities(pos=(q * k).sum(1, keepdim=True),
                             neg=q @ self.queue(), query=q, keys=k,
                             finish=lambda: self.enqueue(k))
+
+
+@register_joint_embedding(MoCoV3)
+class MoCoV3Interface(JointEmbedding):
+    """MoCo v3: online encoder + projector (+ predictor), momentum
+    encoder."""
+
+    @property
+    def temperature(self) -> float:
+        """The head's temperature."""
+        return self.algorithm.head.temperature
+
+    @property
+    def loss_weight(self) -> float:
+        """The head's loss weight (``CrossEntropyLoss.loss_weight``)."""
+        return float(getattr(self.algorithm.head.loss_module, 'loss_weight',
+                             1.0))
+
+    def online(self, view: Tensor, predictor: bool = True) -> Tensor:
+        """The normalised online embedding of ``view`` (with gradient):
+        projection, then the head's predictor if ``predictor``."""
+        algo = self.algorithm
+        z = algo.neck(algo.backbone(view))[0]
+        if predictor:
+            z = algo.head.predictor([z])[0]
+        return nn.functional.normalize(z, dim=1)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Move the momentum encoder (MoCo v3's cosine EMA), once per
+        iteration, as ``MoCoV3.loss`` does."""
+        algo = self.algorithm
+        algo.momentum_encoder.update_parameters(
+            nn.Sequential(algo.backbone, algo.neck))
+
+    @torch.no_grad()
+    def key(self, view: Tensor) -> Tensor:
+        """The normalised momentum-encoder embedding of ``view``."""
+        return nn.functional.normalize(
+            self.algorithm.momentum_encoder(view)[0], dim=1)
+
+    @torch.no_grad()
+    def reset_key_encoder(self) -> None:
+        """Copy the online encoder and projector into the momentum
+        encoder."""
+        algo = self.algorithm
+        for key, query in zip(algo.momentum_encoder.module.parameters(),
+                              nn.Sequential(algo.backbone,
+                                            algo.neck).parameters()):
+            key.copy_(query)
 
 
 class RegressionInterface(JointEmbedding):
