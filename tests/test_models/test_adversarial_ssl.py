@@ -11,7 +11,7 @@ RoCL, CLAE, ACL (DS, A2A, A2S) and BYORL on tiny SimCLR / BYOL / SimSiam.
 * Bad options are refused before any work, naming the option.
 """
 import copy
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import pytest
 import torch
@@ -23,8 +23,8 @@ from aemim_mm.models.adversarial_ssl import AdversarialSSLWrapper, nt_xent
 from aemim_mm.models.split_norm import eval_norms
 from mmpretrain.registry import MODELS
 from tiny_models import MEAN, STD
-from tiny_ssl import (build, byol_cfg, perturb, simclr_cfg, simsiam_cfg,
-                      two_views)
+from tiny_ssl import (build, byol_cfg, export_and_load_strictly, perturb,
+                      simclr_cfg, simsiam_cfg, two_views)
 
 T = 0.5
 
@@ -394,22 +394,8 @@ def test_views_must_be_a_list_of_views():
     ids=['RoCL', 'CLAE', 'ACL', 'BYORL-BYOL', 'BYORL-SimSiam'])
 def test_encoder_exports_and_loads_strictly_into_resnet_cifar(
         method, cfg, kwargs, tmp_path):
-    from aemim_mm.apis import export_encoder
-    model = build(method, cfg, **kwargs)
-    perturb(model)
-    state = model.state_dict()
-    torch.save(dict(meta=dict(epoch=1), state_dict=state),
-               tmp_path / 'epoch_1.pth')
-    result = export_encoder(tmp_path / 'epoch_1.pth', tmp_path / 'out',
-                            formats=['mmpretrain'])
-    assert result.target == 'ResNet_CIFAR'
-    exported = torch.load(result.paths['mmpretrain'],
-                          weights_only=True)['state_dict']
-    backbone = MODELS.build(dict(cfg['backbone']))
-    backbone.load_state_dict(
-        {k[len('backbone.'):]: v for k, v in exported.items()}, strict=True)
-    for key, value in backbone.state_dict().items():   # the clean tensors
-        assert torch.equal(value, state['backbone.' + key]), key
+    result = export_and_load_strictly(method, cfg, kwargs, tmp_path)
+    state = result.state
     dropped = {r: len(k) for r, k in result.dropped.items()}
     assert dropped.get('adversarial adapters (adv_*)', 0) == sum(
         is_adversarial_key(k) for k in state)

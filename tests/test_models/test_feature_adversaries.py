@@ -27,8 +27,8 @@ from torch.testing import assert_close
 from aemim_mm.models.adversarial_ssl import hcl_loss
 from aemim_mm.models.randomness import MIX, SampleRandomness
 from mmpretrain.registry import MODELS
-from tiny_ssl import (build, byol_cfg, moco_cfg, mocov3_cfg, perturb,
-                      simclr_cfg, two_views)
+from tiny_ssl import (build, byol_cfg, export_and_load_strictly, moco_cfg,
+                      mocov3_cfg, perturb, simclr_cfg, two_views)
 
 T = 0.2
 SEED = 7
@@ -337,6 +337,7 @@ def test_mochi_synthesizes_its_mixtures_and_appends_them():
     losses = run(model, views, lambda v: model.loss(v, None))
     q, k = query_and_keys(model, views)
     draws = SampleRandomness(4, q.device, 11).rand((3, s + s2), MIX)
+    row_syn = []
     for n in range(4):
         order = (q[n].detach() @ queue).argsort(descending=True)[:H]
         hard = queue.t()[order]
@@ -355,7 +356,7 @@ def test_mochi_synthesizes_its_mixtures_and_appends_them():
         synthetic = torch.stack(synthetic)
         assert_close(synthetic.norm(dim=1), torch.ones(s + s2,
                                                        dtype=q.dtype))
-        row_syn = [synthetic] if n == 0 else row_syn + [synthetic]
+        row_syn.append(synthetic)
     syn = torch.stack(row_syn)                              # (N, s+s', D)
     neg = torch.cat([q @ queue, torch.einsum('nd,nsd->ns', q, syn)], dim=1)
     pos = (q * k).sum(1, keepdim=True)
@@ -441,22 +442,7 @@ def test_queue_not_a_multiple_of_the_batch_is_refused_before_any_work(
     ids=['AdCo', 'IFM', 'MoCHi', 'HCL', 'CaCo'])
 def test_encoder_exports_and_loads_strictly_into_resnet_cifar(
         method, cfg, kwargs, tmp_path):
-    from aemim_mm.apis import export_encoder
-    model = build(method, cfg, **kwargs)
-    perturb(model)
-    state = model.state_dict()
-    torch.save(dict(meta=dict(epoch=1), state_dict=state),
-               tmp_path / 'epoch_1.pth')
-    result = export_encoder(tmp_path / 'epoch_1.pth', tmp_path / 'out',
-                            formats=['mmpretrain'])
-    assert result.target == 'ResNet_CIFAR'
-    exported = torch.load(result.paths['mmpretrain'],
-                          weights_only=True)['state_dict']
-    backbone = MODELS.build(dict(cfg['backbone']))
-    backbone.load_state_dict(
-        {k[len('backbone.'):]: v for k, v in exported.items()}, strict=True)
-    for key, value in backbone.state_dict().items():
-        assert torch.equal(value, state['backbone.' + key]), key
+    result = export_and_load_strictly(method, cfg, kwargs, tmp_path)
     dropped = {r for r in result.dropped}
     if cfg['type'] == 'MoCo':
         assert 'negative queue (queue, queue_ptr)' in dropped

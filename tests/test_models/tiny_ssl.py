@@ -140,3 +140,33 @@ def perturb(model: torch.nn.Module, seed: int = 0) -> None:
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+
+
+def export_and_load_strictly(method: str, cfg: dict, kwargs: dict,
+                             tmp_path):
+    """Build ``method`` around ``cfg``, save it as a training checkpoint,
+    export its encoder, and check that the export loads strictly into the
+    config's classification backbone with the model's clean tensors.
+
+    Returns:
+        The export's result (what was dropped, and why).
+    """
+    from aemim_mm.apis import export_encoder
+    from mmpretrain.registry import MODELS
+    model = build(method, cfg, **kwargs)
+    perturb(model)
+    state = model.state_dict()
+    torch.save(dict(meta=dict(epoch=1), state_dict=state),
+               tmp_path / 'epoch_1.pth')
+    result = export_encoder(tmp_path / 'epoch_1.pth', tmp_path / 'out',
+                            formats=['mmpretrain'])
+    assert result.target == 'ResNet_CIFAR'
+    exported = torch.load(result.paths['mmpretrain'],
+                          weights_only=True)['state_dict']
+    backbone = MODELS.build(dict(cfg['backbone']))
+    backbone.load_state_dict(
+        {k[len('backbone.'):]: v for k, v in exported.items()}, strict=True)
+    for key, value in backbone.state_dict().items():   # the clean tensors
+        assert torch.equal(value, state['backbone.' + key]), key
+    result.state = state
+    return result

@@ -146,9 +146,9 @@ class JointEmbedding:
         return self.algorithm.loss(inputs, data_samples)['loss']
 
 
-@register_joint_embedding(SimCLR)
-class ContrastiveInterface(JointEmbedding):
-    """SimCLR: encoder + projector, NT-Xent over the global batch."""
+class HeadInterface(JointEmbedding):
+    """An algorithm whose head has a temperature and a cross-entropy loss
+    (SimCLR's and MoCo's ``ContrastiveHead``, ``MoCoV3Head``)."""
 
     @property
     def temperature(self) -> float:
@@ -160,6 +160,19 @@ class ContrastiveInterface(JointEmbedding):
         """The head's loss weight (``CrossEntropyLoss.loss_weight``)."""
         return float(getattr(self.algorithm.head.loss_module, 'loss_weight',
                              1.0))
+
+
+class ContrastiveHeadInterface(HeadInterface):
+    """An algorithm with mmpretrain's ``ContrastiveHead`` (SimCLR, MoCo)."""
+
+    def head_loss(self, pos: Tensor, neg: Tensor) -> Tensor:
+        """The head's loss: cross-entropy of ``[pos, neg] / T``, label 0."""
+        return self.algorithm.head.loss(pos, neg)
+
+
+@register_joint_embedding(SimCLR)
+class ContrastiveInterface(ContrastiveHeadInterface):
+    """SimCLR: encoder + projector, NT-Xent over the global batch."""
 
     def embed(self, views: Sequence[Tensor]) -> List[Tensor]:
         """L2-normalised projections of each view, in one forward.
@@ -217,10 +230,6 @@ class ContrastiveInterface(JointEmbedding):
         keep[index, partner] = False
         return pos, sim[keep].reshape(total, total - 2)
 
-    def head_loss(self, pos: Tensor, neg: Tensor) -> Tensor:
-        """The head's loss: cross-entropy of ``[pos, neg] / T``, label 0."""
-        return self.algorithm.head.loss(pos, neg)
-
     def similarities(self, views: Sequence[Tensor]) -> 'Similarities':
         """SimCLR's positive and negative similarities of two views
         (:meth:`pair_logits`, one forward of both views)."""
@@ -229,19 +238,8 @@ class ContrastiveInterface(JointEmbedding):
 
 
 @register_joint_embedding(MoCo)
-class MoCoInterface(JointEmbedding):
+class MoCoInterface(ContrastiveHeadInterface):
     """MoCo v2: query encoder, EMA key encoder, a queue of negatives."""
-
-    @property
-    def temperature(self) -> float:
-        """The head's temperature."""
-        return self.algorithm.head.temperature
-
-    @property
-    def loss_weight(self) -> float:
-        """The head's loss weight (``CrossEntropyLoss.loss_weight``)."""
-        return float(getattr(self.algorithm.head.loss_module, 'loss_weight',
-                             1.0))
 
     def query(self, view: Tensor) -> Tensor:
         """The normalised query embedding of ``view`` (with gradient)."""
@@ -283,10 +281,6 @@ class MoCoInterface(JointEmbedding):
         """Put every process's keys into the queue (MoCo's update)."""
         self.algorithm._dequeue_and_enqueue(keys)
 
-    def head_loss(self, pos: Tensor, neg: Tensor) -> Tensor:
-        """The head's loss: cross-entropy of ``[pos, neg] / T``, label 0."""
-        return self.algorithm.head.loss(pos, neg)
-
     def check_queue(self, batch_size: int) -> None:
         """Raise unless the queue length is a multiple of the global batch
         (MoCo's queue update writes whole batches).
@@ -323,20 +317,9 @@ class MoCoInterface(JointEmbedding):
 
 
 @register_joint_embedding(MoCoV3)
-class MoCoV3Interface(JointEmbedding):
+class MoCoV3Interface(HeadInterface):
     """MoCo v3: online encoder + projector (+ predictor), momentum
     encoder."""
-
-    @property
-    def temperature(self) -> float:
-        """The head's temperature."""
-        return self.algorithm.head.temperature
-
-    @property
-    def loss_weight(self) -> float:
-        """The head's loss weight (``CrossEntropyLoss.loss_weight``)."""
-        return float(getattr(self.algorithm.head.loss_module, 'loss_weight',
-                             1.0))
 
     def online(self, view: Tensor, predictor: bool = True) -> Tensor:
         """The normalised online embedding of ``view`` (with gradient):
