@@ -80,6 +80,35 @@ ViT-B/16 at 224 px, AMP (bf16 autocast), batch 128; ``smoke`` = a tiny model
 for the tests. ``--sweep`` adds AEMIM with steps 1-3 at adv_ratio 1 and
 with adv_ratio 0.25-1 at steps 1, to show how the cost grows.
 
+``--suite survey`` times the survey's adversaries instead, each against its
+plain mmpretrain algorithm (:mod:`aemim_mm.benchmark.survey`): RoCL, CLAE,
+ACL, AdvCL, Asym-RoCL, Asym-AdvCL and HCL against SimCLR, BYORL against
+BYOL and SimSiam, AdCo, IFM and MoCHi against MoCo v2, CaCo against MoCo
+v3, every model built from the method's shipped CIFAR-10 config (the
+baseline is the config's ``model.algorithm``, with the same projector, and
+its data preprocessor; each steps with the config's optimizer) and fed a
+batch of uint8 views (two; AdvCL's three). A bank is timed past its fill,
+AdvCL with pseudo-labels for the batch. All models are timed in one process
+in interleaved rounds; per method
+the table gives its median time over its baseline's, the smallest and
+largest ratio of single repetitions, and its FLOP floor: its counted FLOPs
+over the baseline's, with whether the time ratio is within 5 % over it.
+``--phases N`` profiles N more rounds and splits each variant's time into
+the operators FLOPs are counted for and the rest, and each method's time
+over its floor into the same parts (with the operators of the largest
+excess). Presets ``survey_cpu`` (the configs' models, batch 64) and
+``survey_smoke`` (widths / 8, for the tests); ``--variants`` names methods
+(each brings its baseline). No memory is measured. On a machine shared
+with other work, each timed iteration records how many cores the other
+processes used meanwhile (``/proc/stat``); a repetition is quiet when both
+iterations of a pair saw under 0.1 cores, and the verdict against the floor
+is taken on the quiet repetitions where there are any. ``--wait-quiet S``
+waits up to S seconds (untimed) before each iteration for a quiet machine::
+
+    python tools/benchmark.py --suite survey [--preset survey_cpu] \
+        [--variants rocl clae] [--phases 1] [--wait-quiet 300] \
+        [--out FILE.json]
+
 Presets that train in fp32 (``cpu``, ``smoke``) also time Fast AEMIM and
 AEMIM with the attack alone in mixed precision
 (``FeatureDistancePGD(amp_dtype='bfloat16')``, variants ``*_attack_bf16``):
@@ -113,9 +142,13 @@ from mmengine.registry import init_default_scope  # noqa: E402
 
 import aemim_mm  # noqa: E402,F401  (registration)
 from aemim_mm.benchmark import (  # noqa: E402
-    MEMORY_TUNABLES, PRESETS, TARGETS, build_runners, check_targets,
-    cpu_has_native_bf16, format_table, linear_fit, matmul_peak_tflops,
-    memory_child, profile_phases, select_variants, time_variants)
+    FLOOR_TOLERANCE, MEMORY_TUNABLES, PRESETS, QUIET_CORES, SURVEY_PRESETS,
+    TARGETS,
+    build_runners, build_survey_runners, check_targets, count_flops,
+    cpu_has_native_bf16, excess_over_floor, format_survey_table,
+    format_table, linear_fit, matmul_peak_tflops, memory_child,
+    profile_phases, profile_survey_ops, select_survey_pairs, select_variants,
+    survey_rows, time_variants)
 from aemim_mm.benchmark.report import write_text_atomically  # noqa: E402
 from aemim_mm.benchmark.timing import Runner, timed_region  # noqa: E402
 
@@ -123,6 +156,9 @@ from aemim_mm.benchmark.timing import Runner, timed_region  # noqa: E402
 #: (fixed 32 MiB mmap threshold, the largest glibc allows; no trimming).
 TIMING_TUNABLES = ('glibc.malloc.mmap_threshold=33554432:'
                    'glibc.malloc.trim_threshold=68719476736')
+#: Each suite's presets; the first is its default.
+SUITES = {'aemim': PRESETS, 'survey': SURVEY_PRESETS}
+DEFAULT_PRESETS = {'aemim': 'cpu', 'survey': 'survey_cpu'}
 
 def time_in_subprocess(index: int,
                        args: argparse.Namespace) -> Dict[str, List[float]]:
@@ -163,7 +199,13 @@ def measure_cpu_memory(name: str, args: argparse.Namespace) -> int:
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--preset', choices=sorted(PRESETS), default='cpu')
+    parser.add_argument('--suite', choices=sorted(SUITES), default='aemim',
+                        help='aemim (default): MAE, the wrapper, Fast AEMIM, '
+                        'AEMIM; survey: the survey\'s adversaries, each '
+                        'against its plain algorithm')
+    parser.add_argument('--preset', default=None,
+                        choices=sorted(PRESETS) + sorted(SURVEY_PRESETS),
+                        help='default: cpu (aemim), survey_cpu (survey)')
     parser.add_argument('--batch', type=int, default=None,
                         help='batch size (default: the preset\'s)')
     parser.add_argument('--warmup', type=int, default=2,
@@ -180,7 +222,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--sweep', action='store_true',
                         help='add steps 1-3 and adv_ratio 0.25-1 variants')
     parser.add_argument('--variants', nargs='+', default=None,
-                        help='only these variants (mae is always included)')
+                        help='only these variants (mae is always included; '
+                        'survey: methods, each with its baseline)')
     parser.add_argument('--phases', type=int, default=0, metavar='N',
                         help='also profile N iterations of each wrapped '
                         'variant and split their time into phases (CPU '
@@ -200,6 +243,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='time each variant against MAE alone, one '
                         'variant model at a time, and write --out after '
                         'each (a stopped run keeps what it finished)')
+    parser.add_argument('--wait-quiet', type=float, default=0.0,
+                        metavar='S',
+                        help='survey: before each iteration, wait up to S '
+                        's (untimed) for the other processes of the '
+                        'machine to use under 0.1 cores (default 0: off)')
     parser.add_argument('--out', default='work_dirs/benchmark/result.json',
                         help='JSON output file')
     parser.add_argument('--tmp-dir', default=None,
@@ -209,6 +257,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--memory-of', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--times-to', default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.preset is None:
+        args.preset = DEFAULT_PRESETS[args.suite]
+    if args.preset not in SUITES[args.suite]:
+        parser.error(f'--preset {args.preset} is not a preset of --suite '
+                     f'{args.suite}; choose from {sorted(SUITES[args.suite])}')
+    if args.wait_quiet < 0:
+        parser.error(f'--wait-quiet must be >= 0, got {args.wait_quiet}')
+    if args.suite != 'survey' and args.wait_quiet:
+        parser.error('--wait-quiet is for --suite survey')
+    if args.suite == 'survey':
+        for flag, given in (('--sweep', args.sweep),
+                            ('--pairwise', args.pairwise),
+                            ('--processes', args.processes != 1),
+                            ('--peak-size', bool(args.peak_size))):
+            if given:
+                parser.error(f'{flag} is not for --suite survey (one '
+                             'process times every method with its baseline)')
     for name in ('warmup', 'reps', 'processes'):
         if getattr(args, name) < (0 if name == 'warmup' else 1):
             parser.error(f'--{name} must be >= {0 if name == "warmup" else 1},'
@@ -222,12 +287,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if args.pairwise and (args.processes > 1 or args.phases):
         parser.error('--pairwise times in this process without profiling: '
                      'leave out --processes and --phases')
-    if args.phases and PRESETS[args.preset]['device'] != 'cpu':
+    if args.phases and preset_of(args)['device'] != 'cpu':
         parser.error(f'--phases: preset {args.preset} runs on a GPU, where '
                      'the profiler\'s host-side ranges do not time the '
                      'device; use a CPU preset, or a torch profiler trace '
                      '(the ranges are named there too)')
     return args
+
+
+def preset_of(args: argparse.Namespace) -> dict:
+    """The preset ``--preset`` names in ``--suite``'s presets."""
+    return SUITES[args.suite][args.preset]
 
 
 def measure_memory(runner: Runner, args: argparse.Namespace,
@@ -375,11 +445,82 @@ def run_pairwise(args: argparse.Namespace, preset: dict, variants: dict,
     return result
 
 
+def run_survey(args: argparse.Namespace, preset: dict,
+               argv: Optional[List[str]]) -> dict:
+    """``--suite survey``: every method and its baseline built, timed in
+    interleaved rounds, their FLOPs counted (and with ``--phases`` their
+    time profiled); the JSON written to ``--out`` and the table printed.
+
+    Returns:
+        The result (as written to ``--out``).
+    """
+    try:
+        pairs = select_survey_pairs(args.variants)
+    except ValueError as e:
+        raise SystemExit(f'--variants: {e}')
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    names = [n for p in pairs for n in (p.baseline, p.method)]
+    print(f'benchmark: suite survey, preset {args.preset}, batch '
+          f'{preset["batch"]}, device {preset["device"]}, torch threads '
+          f'{torch.get_num_threads()}, variants {names}', flush=True)
+    seconds = dict(startup=time.perf_counter() - _STARTED)
+    result = dict(
+        suite='survey', preset=args.preset, batch=preset['batch'],
+        img_size=preset['img_size'], device=preset['device'],
+        device_name=(torch.cuda.get_device_name() if preset['device'] ==
+                     'cuda' else f'CPU, {os.cpu_count()} cores'),
+        torch=torch.__version__, threads=torch.get_num_threads(),
+        warmup=args.warmup, reps=args.reps,
+        glibc_tunables=os.environ.get('GLIBC_TUNABLES'),
+        command='python tools/benchmark.py ' + ' '.join(
+            sys.argv[1:] if argv is None else argv),
+        timed=(timed_region(preset['device']) + '; the two views of each '
+               'sample as a list, the config\'s optimizer'),
+        floor_tolerance=FLOOR_TOLERANCE, quiet_cores=QUIET_CORES,
+        wait_quiet=args.wait_quiet,
+        pairs=[dict(method=p.method, baseline=p.baseline, config=p.config)
+               for p in pairs],
+        seconds=seconds)
+    with adding_seconds(seconds, 'build'):
+        runners = build_survey_runners(pairs, preset,
+                                       wait_quiet=args.wait_quiet)
+    print(f'timing: {args.warmup} warm-up and {args.reps} timed '
+          f'interleaved rounds of {len(runners)} variants', flush=True)
+    with adding_seconds(seconds, 'timing'):
+        times = time_variants(runners, args)
+    # the timed iterations: each runner's last ``reps`` so far
+    contention = {r.name: r.contention[-args.reps:] for r in runners}
+    print('counting FLOPs (one more iteration each)', flush=True)
+    with adding_seconds(seconds, 'flops'):
+        flops = {r.name: count_flops(r) for r in runners}
+    rows = survey_rows(pairs, preset, times, flops, contention)
+    if args.phases:
+        print(f'profiling the operators of {", ".join(names)} '
+              f'({args.phases} interleaved rounds)', flush=True)
+        with adding_seconds(seconds, 'phases'):
+            ops = profile_survey_ops(runners, args.phases)
+        result['phases'] = dict(
+            iterations=args.phases, variants=ops,
+            over_floor={p.method: excess_over_floor(rows, ops, p.method)
+                        for p in pairs})
+    result['waited_s'] = sum(sum(r.waited) for r in runners)
+    result['variants'] = rows
+    result['table'] = format_survey_table(result)
+    write_text_atomically(args.out, json.dumps(result, indent=2),
+                          args.tmp_dir)
+    print(result['table'])
+    print(f'JSON: {args.out}')
+    return result
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    preset = dict(PRESETS[args.preset])
+    preset = dict(preset_of(args))
     preset['batch'] = args.batch or preset['batch']
     args.batch = preset['batch']
+    if args.suite == 'survey':
+        return run_survey(args, preset, argv)
     if preset['device'] == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--preset gpu needs a CUDA device; none is visible.')
     variants = select_variants(preset, args.sweep)
@@ -485,7 +626,7 @@ def exec_with_malloc_settings(argv: List[str]) -> None:
     Linux)."""
     args = parse_args(argv)
     if (args.malloc != 'cache' or args.memory_of
-            or PRESETS[args.preset]['device'] != 'cpu'
+            or preset_of(args)['device'] != 'cpu'
             or not sys.platform.startswith('linux')
             or 'GLIBC_TUNABLES' in os.environ):
         return

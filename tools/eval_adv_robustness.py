@@ -38,6 +38,8 @@ from aemim_mm.evaluation.adversarial import (evaluate_attacks,  # noqa: E402
                                              subset_indices)
 from aemim_mm.evaluation.inference import (build_dataset,  # noqa: E402
                                            load_classifier, test_pipeline)
+from aemim_mm.utils.cli import (add_checkpoint_pair_args,  # noqa: E402
+                                check_checkpoint_pairs)
 from aemim_mm.visualization import plot_accuracy_vs_eps  # noqa: E402
 
 
@@ -45,17 +47,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Parse and check the command line (paths included)."""
     parser = argparse.ArgumentParser(
         description='FGSM / PGD accuracy against eps for classifiers')
-    parser.add_argument('models', nargs='+', metavar='CONFIG CKPT',
-                        help='pairs of config and checkpoint')
-    parser.add_argument('--out-dir', required=True)
-    parser.add_argument('--data', default=None,
-                        help='class folders to attack (default: the '
-                        'config\'s test_dataloader.dataset)')
+    add_checkpoint_pair_args(parser)
     parser.add_argument('--imagenet-wnids', action='store_true',
                         help='--data has ImageNet wnid (or 0..999) folders: '
                         'label by ImageNet-1K index')
-    parser.add_argument('--names', nargs='+', default=None,
-                        help='curve names (default: checkpoint file names)')
     parser.add_argument('--fgsm-eps', nargs='+', type=float,
                         default=[0, 1, 2, 4, 8])
     parser.add_argument('--pgd-eps', nargs='+', type=float,
@@ -73,17 +68,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--num-workers', type=int, default=2)
     parser.add_argument('--device', default=None)
     args = parser.parse_args(argv)
-    if len(args.models) % 2:
-        parser.error('give CONFIG CKPT pairs; got an odd number of paths')
-    args.pairs = list(zip(args.models[::2], args.models[1::2]))
-    for config, ckpt in args.pairs:
-        for path in (config, ckpt):
-            if not osp.isfile(path):
-                parser.error(f'file not found: {path}')
-    if args.data is not None and not osp.isdir(args.data):
-        parser.error(f'--data folder not found: {args.data}')
-    if args.names is not None and len(args.names) != len(args.pairs):
-        parser.error(f'--names needs {len(args.pairs)} names')
+    check_checkpoint_pairs(parser, args)
     if any(e < 0 for e in args.fgsm_eps + args.pgd_eps):
         parser.error('eps values must be >= 0')
     if args.pgd_steps < 1:

@@ -1,6 +1,7 @@
 """The benchmark's result as text: the markdown table (with TFLOP/s and
 MFU when a peak was measured), the phase table, the noise line, the
-per-repetition spread, the targets and the cost-growth fit; and writing a
+per-repetition spread, the targets and the cost-growth fit; the survey
+suite's table against the FLOP floor and its profile; and writing a
 result file so that a run stopped at any moment leaves either the previous
 file or the new one, and no temporary file beside it."""
 import errno
@@ -216,3 +217,102 @@ def check_targets(rows: Dict[str, dict], targets) -> List[dict]:
                             value=value,
                             met=None if value is None else value <= limit))
     return checked
+
+
+def format_survey_table(result: dict) -> str:
+    """A ``--suite survey`` result as markdown: per method, its time and
+    FLOPs against its plain algorithm's, the time ratio with the spread of
+    single repetitions, the FLOP ratio (the floor) and whether the time
+    ratio is within the tolerance over it; then the noise line and, with
+    ``--phases``, :func:`format_survey_ops`."""
+    rows = result['variants']
+    tolerance = result['floor_tolerance']
+    lines = [
+        f'preset {result["preset"]}, {result["device_name"]}, batch '
+        f'{result["batch"]}, {result["reps"]} interleaved repetitions after '
+        f'{result["warmup"]} warm-up'
+    ] + ([f'timed: {result["timed"]}'] if result.get('timed') else []) + [
+        '',
+        '| method | baseline | baseline s/iter | method s/iter | time ratio '
+        '| ratio per repetition | quiet repetitions | time ratio, quiet '
+        'repetitions | baseline GFLOPs | method GFLOPs | FLOP ratio (floor) '
+        '| time ratio (quiet if any) / floor | within '
+        f'{100 * tolerance:.0f} % of floor |',
+        '|' + '---|' * 13
+    ]
+    for name, r in rows.items():
+        if r['role'] != 'method':
+            continue
+        base = rows[r['baseline']]
+        quiet, quiet_ratio = r.get('quiet_reps'), r.get('quiet_ratio')
+        quiet = '-' if quiet is None else \
+            f'{len(quiet)} of {len(r["times_s"])}'
+        lines.append(
+            f'| {name} | {r["baseline"]} | {base["median_s"]:.3f} | '
+            f'{r["median_s"]:.3f} | {r["ratio"]:.3f} | '
+            f'{_format_range((min(r["rep_ratios"]), max(r["rep_ratios"])))}'
+            f' | {quiet}'
+            f' | {"-" if quiet_ratio is None else f"{quiet_ratio:.3f}"}'
+            f' | {base["gflops"]:.1f} | {r["gflops"]:.1f} | '
+            f'{r["flop_ratio"]:.3f} | {r["measured_over_predicted"]:.3f} | '
+            f'{"yes" if r["within_floor"] else "no"} |')
+    lines += ['', 'noise: max / min of identical iterations: ' + ', '.join(
+        f'{name} {max(r["times_s"]) / min(r["times_s"]):.3f}'
+        for name, r in rows.items())]
+    if all(r.get('contention_cores') for r in rows.values()):
+        lines.append(
+            'contention: other processes\' CPU during each timed iteration, '
+            f'in cores (per repetition; quiet: under '
+            f'{result["quiet_cores"]}): ' + ', '.join(
+                f'{name} ' + ' '.join(f'{c:.2f}'
+                                      for c in r['contention_cores'])
+                for name, r in rows.items()))
+    if result.get('wait_quiet'):
+        lines.append(
+            f'waited for a quiet machine (up to {result["wait_quiet"]:g} s '
+            f'before each iteration, outside the timed region): '
+            f'{result["waited_s"]:.0f} s in all')
+    if result.get('phases'):
+        lines += ['', format_survey_ops(result)]
+    return '\n'.join(lines)
+
+
+def format_survey_ops(result: dict) -> str:
+    """The ``--suite survey --phases`` profile as two markdown tables:
+    where each variant's profiled iteration goes (seconds), and how far each
+    method is over its floor there (``phases['over_floor']``, see
+    :func:`~.survey.excess_over_floor`), split into the FLOP operators and
+    the rest, with the operators of the largest excess."""
+    rows, phases = result['variants'], result['phases']
+    ops = phases['variants']
+    lines = [
+        f'phases: seconds per iteration, medians of {phases["iterations"]} '
+        'profiled iterations in interleaved rounds (the profiler\'s own '
+        'cost included); FLOP ops: the operators FLOPs are counted for '
+        '(convolutions, matrix products), other: the rest', '',
+        '| variant | iteration | attack | optimizer | FLOP ops | other | '
+        'GFLOP/s in FLOP ops | contention (cores) |',
+        '|' + '---|' * 8
+    ]
+    for name, p in ops.items():
+        cores = p.get('contention')
+        lines.append(
+            f'| {name} | {p["iteration"]:.3f} | {p["attack"]:.3f} | '
+            f'{p["optimizer"]:.3f} | {p["flop_ops"]:.3f} | '
+            f'{p["other"]:.3f} | '
+            f'{rows[name]["gflops"] / p["flop_ops"]:.1f} | '
+            f'{"-" if cores is None else f"{cores:.2f}"} |')
+    lines += [
+        '', 'over the floor: method s - FLOP ratio x baseline s, in the '
+        'profiled iterations', '',
+        '| method | FLOP ratio x baseline s | method s | excess s | of which '
+        'FLOP ops s | of which other s | largest excess (s) |',
+        '|' + '---|' * 7
+    ]
+    for name, ex in phases['over_floor'].items():
+        largest = ', '.join(f'{op} {s:.3f}' for op, s in ex['largest'])
+        lines.append(
+            f'| {name} | {ex["floor_x_baseline"]:.3f} | '
+            f'{ex["iteration"]:.3f} | {ex["excess"]:.3f} | '
+            f'{ex["flop_ops"]:.3f} | {ex["other"]:.3f} | {largest} |')
+    return '\n'.join(lines)

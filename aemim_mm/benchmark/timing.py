@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .variants import Variants, build_variant
 
 def make_batch(batch: int, size: int, seed: int = 0,
-               device: str = 'cpu') -> dict:
+               device: str = 'cpu', views: int = 0) -> dict:
     """A batch as ``default_collate`` gives it (uint8 BGR images).
 
     Args:
@@ -31,12 +31,24 @@ def make_batch(batch: int, size: int, seed: int = 0,
         seed: Seed of the pixel values (drawn on the CPU, so the same on
             every device).
         device: Where the images are put.
+        views: 0 (default): ``inputs`` is one tensor (a MIM pipeline);
+            ``k`` > 0: a list of ``k`` tensors, the views of a ``MultiView``
+            pipeline (the joint-embedding algorithms), drawn in turn from
+            the same generator.
+
+    Samples are numbered (``sample_idx`` 0 .. ``batch - 1``) as a dataset
+    numbers them.
     """
     gen = torch.Generator().manual_seed(seed)
-    inputs = torch.randint(0, 256, (batch, 3, size, size), generator=gen,
-                           dtype=torch.uint8)
-    return dict(inputs=inputs.to(device),
-                data_samples=[DataSample() for _ in range(batch)])
+
+    def images() -> torch.Tensor:
+        return torch.randint(0, 256, (batch, 3, size, size), generator=gen,
+                             dtype=torch.uint8).to(device)
+
+    inputs = [images() for _ in range(views)] if views else images()
+    return dict(inputs=inputs,
+                data_samples=[DataSample(metainfo=dict(sample_idx=i))
+                              for i in range(batch)])
 
 
 def timed_region(device: str) -> str:
@@ -55,7 +67,8 @@ class Runner:
         name: The variant's name.
         model: The variant's model, on the preset's device.
         preset: A benchmark preset (``batch``, ``img_size``, ``amp``,
-            ``device``).
+            ``device``; ``views``: the number of views of a joint-embedding
+            preset, see :func:`make_batch`).
 
     The batch is made once, on the preset's device (see
     :func:`timed_region`); every :meth:`step` trains on that same tensor.
@@ -69,7 +82,8 @@ class Runner:
             torch.optim.AdamW(model.parameters(), lr=1e-4,
                               betas=(0.9, 0.95), weight_decay=0.05))
         self.batch = make_batch(preset['batch'], preset['img_size'],
-                                device=preset['device'])
+                                device=preset['device'],
+                                views=preset.get('views', 0))
 
     def _autocast(self):
         if not self.preset['amp']:

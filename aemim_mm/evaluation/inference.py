@@ -54,6 +54,11 @@ def test_pipeline(cfg: Config) -> list:
         return list(pipeline)
 
 
+class CheckpointMismatchError(ValueError):
+    """A checkpoint whose tensors do not fit the config's model (another
+    architecture, size or head)."""
+
+
 def load_classifier(config: Union[str, Config], checkpoint: Optional[str],
                     device: Union[str, torch.device] = 'cpu',
                     cfg_options: Optional[dict] = None
@@ -74,6 +79,8 @@ def load_classifier(config: Union[str, Config], checkpoint: Optional[str],
 
     Raises:
         FileNotFoundError: If the config or the checkpoint does not exist.
+        CheckpointMismatchError: If the checkpoint's tensors do not load
+            strictly into the model (the message names both).
     """
     import aemim_mm  # noqa: F401  (registration + checkpoint allow-list)
 
@@ -90,8 +97,17 @@ def load_classifier(config: Union[str, Config], checkpoint: Optional[str],
     model = MODELS.build(
         dict(model_cfg, _scope_=cfg.get('default_scope') or 'mmpretrain'))
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
-                        logger='current')
+        try:
+            load_checkpoint(model, checkpoint, map_location='cpu',
+                            strict=True, logger='current')
+        except RuntimeError as e:
+            backbone = model_cfg.get('backbone', {}).get('type', '?')
+            detail = '; '.join(str(e).strip().splitlines()[:3])[:500]
+            raise CheckpointMismatchError(
+                f'checkpoint {checkpoint} does not fit the model of '
+                f'{config if isinstance(config, str) else "the config"} '
+                f'({model_cfg.get("type")}, backbone {backbone}): '
+                f'{detail}') from e
     model.to(device).eval()
     return model, cfg
 

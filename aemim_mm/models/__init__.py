@@ -1,12 +1,16 @@
-"""Models: adapters, the label-free attack, the wrapper and backbones."""
+"""Models: adapters, the attacks, the AEMIM wrapper, the survey's methods,
+backbones, and the classifiers and preprocessors of the robustness
+protocols."""
 from .adapters import (AdapterLayerNorm, adapter_route, convert_adapters,
                        adversarial_state_dict_keys)
+from .adversarial_classifier import AdversarialImageClassifier
 from .algorithms import (MIMInterface, build_mim_interface,
                          register_mim_interface, supported_algorithms)
 from .adversarial_ssl import (AAdvCL, ACL, ARoCL, BYORL, CLAE, HCL, IFM,
                               AdCo, AdvCL, CaCo, MoCHi, RoCL)
 from .attack import FeatureDistancePGD, PixelPGD
 from .backbones import TimmMAEViT
+from .noise_preprocessor import GaussianNoiseClsDataPreprocessor
 from .profiling import phase_seconds
 from .wrapper import AdversarialMIMWrapper
 
@@ -15,6 +19,7 @@ __all__ = [
     'adversarial_state_dict_keys', 'MIMInterface', 'build_mim_interface',
     'register_mim_interface', 'supported_algorithms',
     'FeatureDistancePGD', 'PixelPGD', 'TimmMAEViT', 'AdversarialMIMWrapper',
+    'GaussianNoiseClsDataPreprocessor', 'AdversarialImageClassifier',
     'AAdvCL', 'ACL', 'ARoCL', 'AdCo', 'AdvCL', 'BYORL', 'CaCo', 'CLAE', 'HCL',
     'IFM',
     'MoCHi', 'RoCL',

@@ -22,7 +22,7 @@ fp16 matrix products the attack then costs a fraction of its fp32 time.
 """
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -294,6 +294,17 @@ def project(x: torch.Tensor, delta: torch.Tensor, eps: torch.Tensor,
     """Project ``delta`` onto the eps-ball and ``x + delta`` onto valid pixels."""
     delta = torch.maximum(torch.minimum(delta, eps), -eps)
     return torch.maximum(torch.minimum(x + delta, high), low) - x
+
+
+def normalisation_stats(data_preprocessor, x: torch.Tensor
+                        ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (0-255 units) with which
+    ``data_preprocessor`` normalised ``x`` (0 and 1 if it does not
+    normalise), on ``x``'s device and dtype."""
+    if getattr(data_preprocessor, '_enable_normalize', False):
+        return (data_preprocessor.mean.flatten().to(x),
+                data_preprocessor.std.flatten().to(x))
+    return x.new_zeros(x.shape[1]), x.new_ones(x.shape[1])
 
 
 def check_budget(name: str, value: float) -> None:

@@ -32,7 +32,7 @@ from .adapters import (ADAPTERS, adapter_route, adversarial_state_dict_keys,
                        clean_twin_key, convert_adapters, is_adversarial_key,
                        reset_adversarial_adapters)
 from .algorithms import build_mim_interface, select_samples
-from .attack import AttackResult, feature_distance
+from .attack import AttackResult, feature_distance, normalisation_stats
 from .drop_path import DropPathDraws, drop_path_layers, record_drop_paths
 from .optim_support import check_optim_wrapper
 from .patchify import patchify_as_matmul
@@ -314,11 +314,7 @@ class AdversarialMIMWrapper(BaseModel):
     def pixel_stats(self,
                     x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and std (0-255 units) that normalised ``x``."""
-        prep = self.data_preprocessor
-        if getattr(prep, '_enable_normalize', False):
-            return prep.mean.flatten().to(x), prep.std.flatten().to(x)
-        channels = x.shape[1]
-        return x.new_zeros(channels), x.new_ones(channels)
+        return normalisation_stats(self.data_preprocessor, x)
 
     def _statistics(self, clean: 'CleanPass',
                     adv: 'AdversarialPass') -> Dict[str, torch.Tensor]:

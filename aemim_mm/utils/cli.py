@@ -6,6 +6,9 @@
 process group that also works without CUDA (:mod:`.distributed`). Tools that
 build a model without a ``Runner`` (``tools/benchmark.py``,
 ``tools/attack_precision.py``) initialise it with :func:`init_weights_quietly`.
+The evaluation tools (``tools/eval_adv_robustness.py``,
+``tools/eval_robust_accuracy.py``, ``tools/certify.py``) take ``CONFIG CKPT``
+pairs (:func:`add_checkpoint_pair_args`, :func:`check_checkpoint_pairs`).
 """
 import argparse
 import logging
@@ -119,3 +122,35 @@ def init_weights_quietly(model: nn.Module) -> None:
         model.init_weights()
     finally:
         logger.setLevel(level)
+
+
+def add_checkpoint_pair_args(parser: argparse.ArgumentParser) -> None:
+    """``CONFIG CKPT [CONFIG2 CKPT2 ...]``, ``--out-dir``, ``--data`` (class
+    folders in place of each config's test set) and ``--names``."""
+    parser.add_argument('models', nargs='+', metavar='CONFIG CKPT',
+                        help='pairs of config and checkpoint')
+    parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--data', default=None,
+                        help='class folders to evaluate on (default: the '
+                        'config\'s test_dataloader.dataset)')
+    parser.add_argument('--names', nargs='+', default=None,
+                        help='one name per checkpoint (default: the '
+                        'checkpoint file names)')
+
+
+def check_checkpoint_pairs(parser: argparse.ArgumentParser,
+                           args: argparse.Namespace) -> None:
+    """Set ``args.pairs`` from ``args.models``; refuse (``parser.error``,
+    naming it) an odd number of paths, a missing file or ``--data``
+    folder, or a ``--names`` of the wrong length."""
+    if len(args.models) % 2:
+        parser.error('give CONFIG CKPT pairs; got an odd number of paths')
+    args.pairs = list(zip(args.models[::2], args.models[1::2]))
+    for config, ckpt in args.pairs:
+        for path in (config, ckpt):
+            if not osp.isfile(path):
+                parser.error(f'file not found: {path}')
+    if args.data is not None and not osp.isdir(args.data):
+        parser.error(f'--data folder not found: {args.data}')
+    if args.names is not None and len(args.names) != len(args.pairs):
+        parser.error(f'--names needs {len(args.pairs)} names')

@@ -23,7 +23,7 @@ from mmpretrain.registry import MODELS
 from ...utils.checks import is_number
 from ..adapters import (adapter_route, adversarial_state_dict_keys,
                         convert_adapters, reset_adversarial_adapters)
-from ..attack import PixelPGD
+from ..attack import PixelPGD, normalisation_stats
 from ..randomness import START, SampleRandomness
 from ..split_norm import eval_norms, frozen_running_stats, is_split_norm
 from ..state_dict_prefix import add_algorithm_prefix, strip_algorithm_prefix
@@ -233,11 +233,7 @@ class AdversarialSSLWrapper(BaseModel):
 
     def pixel_stats(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """Per-channel mean and std (0-255 units) that normalised ``x``."""
-        prep = self.data_preprocessor
-        if getattr(prep, '_enable_normalize', False):
-            return prep.mean.flatten().to(x), prep.std.flatten().to(x)
-        channels = x.shape[1]
-        return x.new_zeros(channels), x.new_ones(channels)
+        return normalisation_stats(self.data_preprocessor, x)
 
     # ------------------------------------------------------------------ #
     def forward(self,
