@@ -43,11 +43,12 @@ from aemim_mm.evaluation.adversarial import PixelSpaceClassifier  # noqa
 from aemim_mm.evaluation.certify import (ABSTAIN, certified_accuracy,  # noqa
                                          certify, check_certify_options)
 from aemim_mm.evaluation.inference import (  # noqa: E402
-    CheckpointMismatchError, build_dataset, load_classifier, test_pipeline)
+    build_dataset, load_classifier, test_pipeline)
 from aemim_mm.evaluation.progress import Progress  # noqa: E402
 from aemim_mm.evaluation.robust_accuracy import StateFile  # noqa: E402
-from aemim_mm.utils.cli import (add_checkpoint_pair_args,  # noqa: E402
-                                check_checkpoint_pairs)
+from aemim_mm.utils.cli import (  # noqa: E402
+    add_checkpoint_pair_args, check_checkpoint_pairs,
+    exit_unless_checkpoints_fit)
 from aemim_mm.visualization import plot_certified_accuracy  # noqa: E402
 
 #: Radii of the summary table ([0, 1] units).
@@ -100,11 +101,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     names = args.names or [
         osp.splitext(osp.basename(ckpt))[0] for _, ckpt in args.pairs
     ]
-    for config, ckpt in args.pairs:     # all must fit before any work
-        try:
-            load_classifier(config, ckpt, 'cpu')
-        except CheckpointMismatchError as e:
-            raise SystemExit(f'error: {e}')
+    exit_unless_checkpoints_fit(args.pairs)
     os.makedirs(osp.join(args.out_dir, 'state'), exist_ok=True)
     report = dict(command='python tools/certify.py ' + ' '.join(
         sys.argv[1:] if argv is None else argv),

@@ -40,12 +40,13 @@ import aemim_mm  # noqa: E402,F401
 import aemim_mm.evaluation  # noqa: E402,F401  (registers data sets)
 from aemim_mm.evaluation.adversarial import subset_indices  # noqa: E402
 from aemim_mm.evaluation.inference import (  # noqa: E402
-    CheckpointMismatchError, build_dataset, load_classifier, test_pipeline)
+    build_dataset, load_classifier, test_pipeline)
 from aemim_mm.evaluation.robust_accuracy import (  # noqa: E402
     ATTACKS, THREAT_EPS, AutoAttackSettings, check_attack_options,
     evaluate_robust_accuracy)
-from aemim_mm.utils.cli import (add_checkpoint_pair_args,  # noqa: E402
-                                check_checkpoint_pairs)
+from aemim_mm.utils.cli import (  # noqa: E402
+    add_checkpoint_pair_args, check_checkpoint_pairs,
+    exit_unless_checkpoints_fit)
 from aemim_mm.visualization import plot_robust_accuracy  # noqa: E402
 
 
@@ -103,12 +104,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     os.makedirs(osp.join(args.out_dir, 'state'), exist_ok=True)
     report = dict(command='python tools/eval_robust_accuracy.py ' + ' '.join(
         sys.argv[1:] if argv is None else argv), models=[])
-    # every checkpoint must fit its config before any attack runs
-    for config, ckpt in args.pairs:
-        try:
-            load_classifier(config, ckpt, 'cpu')
-        except CheckpointMismatchError as e:
-            raise SystemExit(f'error: {e}')
+    exit_unless_checkpoints_fit(args.pairs)
     results = {}
     for name, (config, ckpt) in zip(names, args.pairs):
         print_log(f'== {name}: {config} {ckpt}', logger='current')

@@ -2,13 +2,41 @@
 the phases that :mod:`aemim_mm.models.profiling` names."""
 import statistics
 import time
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from ..models.profiling import phase_seconds
 from .timing import Runner
+
+def profiled_rounds(runners: List[Runner], iters: int,
+                    measure: Callable[[Runner, object, float], dict]
+                    ) -> Dict[str, List[dict]]:
+    """``iters`` interleaved rounds of one CPU-profiled iteration per
+    runner, with a progress line and ETA per round.
+
+    Args:
+        runners: The runners, stepped in this order in every round.
+        iters: Rounds.
+        measure: ``(runner, finished profile, iteration wall time)`` ->
+            one row of measurements.
+
+    Returns:
+        Per runner name, its rows in round order.
+    """
+    runs: Dict[str, List[dict]] = {r.name: [] for r in runners}
+    start = time.perf_counter()
+    for i in range(iters):
+        for runner in runners:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                wall = runner.step()
+            runs[runner.name].append(measure(runner, prof, wall))
+        done = time.perf_counter() - start
+        print(f'  profiled round {i + 1}/{iters} done, eta '
+              f'{done / (i + 1) * (iters - i - 1):.0f} s', flush=True)
+    return runs
+
 
 def profile_phases(runners: List[Runner],
                    iters: int) -> Dict[str, Dict[str, float]]:
@@ -25,19 +53,11 @@ def profile_phases(runners: List[Runner],
         the adversarial pass's forward and backward time per image over the
         clean pass's (``None`` without a subset).
     """
-    runs: Dict[str, List[dict]] = {r.name: [] for r in runners}
-    start = time.perf_counter()
-    for i in range(iters):
-        for runner in runners:
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                wall = runner.step()
-            phases = phase_seconds(prof)
-            runs[runner.name].append(
-                dict(phases, rest=wall - sum(phases.values()),
-                     iteration=wall))
-        done = time.perf_counter() - start
-        print(f'  profiled round {i + 1}/{iters} done, eta '
-              f'{done / (i + 1) * (iters - i - 1):.0f} s', flush=True)
+    def measure(runner: Runner, prof, wall: float) -> dict:
+        phases = phase_seconds(prof)
+        return dict(phases, rest=wall - sum(phases.values()), iteration=wall)
+
+    runs = profiled_rounds(runners, iters, measure)
     result = {}
     for runner in runners:
         rows = runs[runner.name]

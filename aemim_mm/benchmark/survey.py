@@ -40,7 +40,6 @@ from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmpretrain.registry import MODELS
 import torch
 from torch import nn
-from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from ..models.adversarial_ssl.base import SSL_ATTACK
@@ -48,6 +47,7 @@ from ..models.adversarial_ssl.memory_bank import MemoryBank
 from ..models.profiling import OPTIMIZER_PREFIXES
 from ..models.sync_batch_norm import one_process_batch_norms
 from ..utils.cli import init_weights_quietly
+from .phases import profiled_rounds
 from .timing import Runner
 
 #: The shipped survey configs.
@@ -526,25 +526,19 @@ def profile_survey_ops(runners: Sequence[Runner],
         range's self time; the part of ``other`` no operator holds is
         Python and the profiler).
     """
-    runs: Dict[str, List[dict]] = {r.name: [] for r in runners}
-    start = time.perf_counter()
-    for i in range(iters):
-        for runner in runners:
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                wall = runner.step()
-            flop_ops, other = _op_seconds(prof)
-            runs[runner.name].append(dict(
-                iteration=wall,
-                contention=(runner.contention[-1] if getattr(
-                    runner, 'contention', None) else None),
-                attack=_range_seconds(prof, lambda n: n == SSL_ATTACK),
-                optimizer=_range_seconds(
-                    prof, lambda n: n.startswith(OPTIMIZER_PREFIXES)),
-                flop_ops=sum(flop_ops.values()),
-                flop_ops_by_op=flop_ops, other_by_op=other))
-        done = time.perf_counter() - start
-        print(f'  profiled round {i + 1}/{iters} done, eta '
-              f'{done / (i + 1) * (iters - i - 1):.0f} s', flush=True)
+    def measure(runner: Runner, prof, wall: float) -> dict:
+        flop_ops, other = _op_seconds(prof)
+        return dict(
+            iteration=wall,
+            contention=(runner.contention[-1] if getattr(
+                runner, 'contention', None) else None),
+            attack=_range_seconds(prof, lambda n: n == SSL_ATTACK),
+            optimizer=_range_seconds(
+                prof, lambda n: n.startswith(OPTIMIZER_PREFIXES)),
+            flop_ops=sum(flop_ops.values()),
+            flop_ops_by_op=flop_ops, other_by_op=other)
+
+    runs = profiled_rounds(runners, iters, measure)
     result = {}
     for name, rows in runs.items():
         med = {k: statistics.median(r[k] for r in rows)

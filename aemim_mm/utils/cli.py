@@ -154,3 +154,21 @@ def check_checkpoint_pairs(parser: argparse.ArgumentParser,
         parser.error(f'--data folder not found: {args.data}')
     if args.names is not None and len(args.names) != len(args.pairs):
         parser.error(f'--names needs {len(args.pairs)} names')
+
+
+def exit_unless_checkpoints_fit(pairs) -> None:
+    """Load every ``(config, checkpoint)`` of ``pairs`` strictly (on the
+    CPU, then dropped), so that a checkpoint of another architecture stops
+    a tool before any work on the first pair.
+
+    Raises:
+        SystemExit: Naming the checkpoint and the model it does not fit
+            (:class:`~aemim_mm.evaluation.inference.CheckpointMismatchError`).
+    """
+    from ..evaluation.inference import (CheckpointMismatchError,
+                                        load_classifier)
+    for config, ckpt in pairs:
+        try:
+            load_classifier(config, ckpt, 'cpu')
+        except CheckpointMismatchError as e:
+            raise SystemExit(f'error: {e}')
