@@ -146,7 +146,7 @@ def test_robust_by_construction_keeps_its_accuracy():
     result = evaluate(PixelRule('brightness'), brightness_set(), eps=8)
     assert result['clean_acc'] == 100.0
     assert result['pgd20_acc'] == result['autoattack_acc'] == 100.0
-    assert list(result['autoattack_stages'].values()) == [100.0] * 4
+    assert list(result['autoattack_stages'].values()) == [100.0] * 5
 
 
 def test_constant_classifier_cannot_be_attacked():
@@ -210,6 +210,47 @@ def test_autoattack_examples_stay_in_the_ball_and_the_box():
         after['square']))
     x_pgd = ra.pgd20(estimator, x, y, eps, steps=3, batch_size=8)
     assert ra.check_examples(x, x_pgd, eps) <= eps * (1 + ra.BALL_RTOL)
+
+
+def test_fab_t_breaks_exactly_the_images_within_eps_of_a_linear_boundary():
+    """A linear classifier: image i's nearest L-inf example towards class
+    t is at (z_y - z_t) / ||w_y - w_t||_1 (the box does not bind near
+    0.5), and FAB, a minimum-norm attack, finds it: broken iff that
+    distance is below eps (distances within 25 % of eps are not judged).
+    Examples are inside the ball, only broken ones are replaced, and the
+    caller's random stream is left as it was."""
+    gen = torch.Generator().manual_seed(0)
+    model = nn.Linear(3 * SIZE * SIZE, 3)
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(3, 3 * SIZE * SIZE, generator=gen))
+        model.bias.copy_(-0.5 * model.weight.sum(1))   # 0 at grey
+    flat = nn.Sequential(nn.Flatten(), model)
+    # margins spread over two decades around grey
+    scale = torch.logspace(-3, -1, 40)[:, None, None, None]
+    x = 0.5 + scale * (torch.rand(40, 3, SIZE, SIZE, generator=gen) - 0.5)
+    with torch.no_grad():
+        z = flat(x)
+    y = z.argmax(1)
+    w = model.weight.detach()
+    dist = torch.stack([
+        (z[i, y[i]] - z[i, t]) / (w[y[i]] - w[t]).abs().sum()
+        for i in range(len(x)) for t in range(3) if t != y[i]]).view(-1, 2)
+    dist = dist.amin(1)
+    eps = float(dist.median())
+    x_np, y_np = x.numpy(), y.numpy()
+    before = torch.get_rng_state()
+    x_adv, robust = ra.fab_t(flat, x_np, y_np, x_np.copy(),
+                             np.ones(len(x), bool), eps, QUICK, 3)
+    assert_close(torch.get_rng_state(), before)
+    judged = ((dist < 0.8 * eps) | (dist > 1.25 * eps)).numpy()
+    assert judged.sum() >= 20
+    assert_close(torch.from_numpy(robust[judged]),
+                 (dist >= eps)[torch.from_numpy(judged)])
+    assert ra.check_examples(x_np, x_adv, eps) <= eps * (1 + ra.BALL_RTOL)
+    assert_close(torch.from_numpy(x_adv[robust]),
+                 torch.from_numpy(x_np[robust]))
+    pred = flat(torch.from_numpy(x_adv)).argmax(1).numpy()
+    assert (pred[~robust] != y_np[~robust]).all()
 
 
 def test_an_example_outside_the_budget_is_an_error():

@@ -12,8 +12,9 @@ Usage::
 
 eps is in 0-255 pixel units (8 is 8/255; default: the literature's budget
 of ``--dataset-name``: 8 for CIFAR-10, 4 for ImageNet). The attacks are
-ART's (:mod:`aemim_mm.evaluation.robust_accuracy`: AutoAttack's standard
-stages APGD-CE, APGD-T and Square; FAB-T is not in ART). ``--num-samples``
+ART's, and the AutoAttack authors' FAB-T
+(:mod:`aemim_mm.evaluation.robust_accuracy`: AutoAttack's standard stages
+APGD-CE, APGD-T, FAB-T and Square). ``--num-samples``
 attacks a seeded random subset (the literature's CIFAR-10 tables use the
 whole test set, RobustBench's 10000 images, or its first 1000 for
 AutoAttack on a budget). Writes DIR/robust_accuracy.json (one entry per
