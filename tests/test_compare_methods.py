@@ -31,14 +31,18 @@ def cifar_like(tmp_path_factory) -> Path:
 
 def test_every_shipped_pretraining_config_is_a_method():
     """The table has each method whose config exists: the baselines (RUSH's
-    plain SimCLR is the SimCLR one), AEMIM, Fast AEMIM, and every CIFAR-10
-    survey config but the variants (_ip, _hn)."""
+    plain SimCLR is the SimCLR one; MAE+ for AdPE), AEMIM, Fast AEMIM,
+    AEMIM + AdPE, every CIFAR-10 ResNet-18 survey config but the variants
+    (_ip, _hn) and AdPE on MAE+."""
     methods = comparison.available_methods()
     assert [m.name for m in methods] == [m.name for m in comparison.METHODS]
     baselines = {Path(m.config).name for m in methods
                  if m.family == 'baseline'}
-    survey = sorted(p.name for p in (REPO / 'configs' / 'survey').glob(
-        '*_resnet18_cifar10.py') if p.name not in baselines)
+    folder = REPO / 'configs' / 'survey'
+    survey = sorted(p.name for p in [
+        *folder.glob('*_resnet18_cifar10.py'),
+        *folder.glob('adpe_mae-plus_vit-t-p4_cifar10_*.py')]
+        if p.name not in baselines)
     assert sorted(Path(m.config).name for m in methods
                   if m.family == 'survey') == survey
     for m in methods:

@@ -1,7 +1,8 @@
 """``tools/benchmark.py --suite survey`` on its tiny ``survey_smoke`` preset,
 the library behind it (:mod:`aemim_mm.benchmark.survey`), and
-docs/survey_cost.md against the committed result
-(docs/results/benchmark_survey_cpu.json)."""
+docs/survey_cost.md against the committed results
+(docs/results/benchmark_survey_cpu.json and
+benchmark_survey_adpe_adios_cpu.json)."""
 import json
 import os
 import subprocess
@@ -19,7 +20,6 @@ from module_loader import load_tool
 REPO = Path(__file__).resolve().parents[1]
 LINUX = sys.platform.startswith('linux')
 SMOKE = bench.SURVEY_PRESETS['survey_smoke']
-RESULT = REPO / 'docs' / 'results' / 'benchmark_survey_cpu.json'
 DOC = REPO / 'docs' / 'survey_cost.md'
 #: The method class and the algorithm class of each method's config.
 EXPECTED = {'rocl': ('RoCL', 'SimCLR'), 'clae': ('CLAE', 'SimCLR'),
@@ -29,7 +29,24 @@ EXPECTED = {'rocl': ('RoCL', 'SimCLR'), 'clae': ('CLAE', 'SimCLR'),
             'byorl_simsiam': ('BYORL', 'SimSiam'),
             'adco': ('AdCo', 'MoCo'), 'caco': ('CaCo', 'MoCoV3'),
             'ifm': ('IFM', 'MoCo'), 'mochi': ('MoCHi', 'MoCo'),
-            'hcl': ('HCL', 'SimCLR')}
+            'hcl': ('HCL', 'SimCLR'),
+            # the MIM adversaries: the method is in the encoder (class of
+            # the method's and of the baseline's backbone)
+            'adpe_coord': ('MAEPlusViT', 'MAEPlusViT'),
+            'adpe_embed': ('MAEPlusViT', 'MAEPlusViT'),
+            'adpe_simmim_coord': ('SimMIMViT', 'SimMIMViT'),
+            'mae_plus': ('MAEPlusViT', 'MAEViT'),
+            'adios_simclr': ('ADIOS', 'SimCLR'),
+            'adios_byol': ('ADIOS', 'BYOL'),
+            'adios_simsiam': ('ADIOS', 'SimSiam')}
+#: The pairs whose method lives in the MIM algorithm's encoder.
+MIM = ('adpe_coord', 'adpe_embed', 'adpe_simmim_coord', 'mae_plus')
+#: ADIOS: a masking network, its own optimizer, N occluded views.
+ADIOS = ('adios_simclr', 'adios_byol', 'adios_simsiam')
+#: The committed runs (AdPE's and ADIOS's added later, in a run of their
+#: own): together every method, each run's in table order.
+RESULTS = (REPO / 'docs' / 'results' / 'benchmark_survey_cpu.json',
+           REPO / 'docs' / 'results' / 'benchmark_survey_adpe_adios_cpu.json')
 #: The methods that attack pixels (the others perturb what the loss
 #: compares against and take no attack).
 PIXEL = ('rocl', 'clae', 'acl', 'advcl', 'arocl', 'aadvcl', 'byorl',
@@ -61,6 +78,8 @@ def test_variants_build_from_the_shipped_configs(smoke_runners):
     attack and optimizer; the batch is a list of two uint8 views."""
     from aemim_mm.models.adapters import adversarial_state_dict_keys
     for pair in bench.SURVEY_PAIRS:
+        if pair.method in MIM:
+            continue        # test_mim_variants_build_from_their_configs
         cfg = Config.fromfile(str(REPO / 'configs' / 'survey' /
                                   f'{pair.config}.py'))
         method = smoke_runners[pair.method].model
@@ -108,13 +127,60 @@ def test_variants_build_from_the_shipped_configs(smoke_runners):
         for name, views in ((pair.baseline, 2),
                             (pair.method, 3 if 'advcl' in pair.method
                              else 2)):
-            assert type(smoke_runners[name].optim.optimizer).__name__ == \
-                cfg.optim_wrapper.optimizer.type
+            optim = smoke_runners[name].optim
+            if pair.method in ADIOS:    # the method: one per network
+                want = {k: cfg.optim_wrapper[k].optimizer.type
+                        for k in ('encoder', 'mask_net')}
+                got = {k: type(w.optimizer).__name__
+                       for k, w in optim.items()} if name == pair.method \
+                    else {'encoder': type(optim.optimizer).__name__}
+                assert got == {k: want[k] for k in got}, name
+            else:
+                assert type(optim.optimizer).__name__ == \
+                    cfg.optim_wrapper.optimizer.type
             batch = smoke_runners[name].batch
             assert [(v.dtype, tuple(v.shape))
                     for v in batch['inputs']] == [shape] * views
             assert [d.sample_idx for d in batch['data_samples']] == list(
                 range(SMOKE['batch']))
+
+
+def test_mim_variants_build_from_their_configs(smoke_runners):
+    """AdPE and MAE+: the method's config's model and the baseline
+    config's (widths / 8, the preset's image size), each with its own
+    optimizer; AdPE's state climbs (the negative-learning-rate group, the
+    projection after each step); SimMIM's samples carry the pipeline's
+    mask; the batch is one uint8 tensor."""
+    for pair in bench.SURVEY_PAIRS:
+        if pair.method not in MIM:
+            continue
+        method = smoke_runners[pair.method]
+        base = smoke_runners[pair.baseline]
+        assert (type(method.model.backbone).__name__,
+                type(base.model.backbone).__name__) == EXPECTED[pair.method]
+        cfg = Config.fromfile(str(REPO / 'configs' / 'survey' /
+                                  f'{pair.config}.py'))
+        assert type(method.model).__name__ == cfg.model.type
+        assert method.model.backbone.embed_dims == 192 // SMOKE[
+            'width_divisor']
+        assert method.model.backbone.patch_resolution == (4, 4)  # 16 px
+        positions = method.model.backbone.adversarial_positions
+        assert (positions is not None) == pair.method.startswith('adpe')
+        if positions is not None:
+            assert positions.guarded
+            before = positions.delta.detach().clone()
+            method.step()
+            assert not torch.equal(positions.delta, before)
+            assert positions.delta.detach().abs().max() <= positions.eps
+        for runner in (method, base):
+            batch = runner.batch
+            assert batch['inputs'].dtype == torch.uint8
+            assert tuple(batch['inputs'].shape) == (SMOKE['batch'], 3, 16, 16)
+            simmim = type(runner.model).__name__ == 'SimMIM'
+            assert all(('mask' in d) == simmim for d in batch['data_samples'])
+            if simmim:       # 16 px, blocks of 8 px over 4 px patches
+                assert batch['data_samples'][0].mask.shape == (4, 4)
+            assert type(runner.optim.optimizer).__name__ == 'AdamW'
 
 
 def test_methods_are_timed_in_their_steady_state(smoke_runners):
@@ -142,6 +208,8 @@ def test_methods_are_timed_in_their_steady_state(smoke_runners):
     cfg.train_dataloader.dataset.pipeline = [dict(type='PackInputs')]
     with pytest.raises(ValueError, match='has a MultiView step'):
         bench.survey.config_views(cfg)
+    cfg.model.type = 'MAE'
+    assert bench.survey.config_views(cfg) == 0
 
 
 def test_the_cpu_preset_is_the_shipped_model(smoke_runners):
@@ -166,6 +234,17 @@ def test_each_method_counts_more_flops_than_its_baseline(smoke_runners):
             # every attack step is a forward and an input-gradient backward
             # of at least one view: at least the plain iteration's
             assert method / base > 1.9, pair.method
+        elif pair.method in ADIOS:
+            # N occluded views through the encoder twice (its step and the
+            # masking network's), and the U-Net
+            num_masks = smoke_runners[pair.method].model.num_masks
+            assert method / base > num_masks, pair.method
+        elif pair.method == 'mae_plus':
+            # every patch through the encoder, not a quarter of them
+            assert method / base > 2, pair.method
+        elif pair.method in MIM:
+            # AdPE: the shifted encoding and the projection are elementwise
+            assert method == base, pair.method
         else:
             # the same encoder passes; the bank's logits and step, MoCHi's
             # mixtures cost little (IFM and HCL: elementwise work only)
@@ -401,9 +480,17 @@ def test_survey_cli_runs_every_method(tmp_path: Path):
 # docs/survey_cost.md against the committed result
 
 
-@pytest.fixture(scope='module')
-def committed():
-    return json.loads(RESULT.read_text())
+@pytest.fixture(scope='module', params=RESULTS, ids=lambda p: p.stem)
+def committed(request):
+    return json.loads(request.param.read_text()) | dict(
+        path=str(request.param.relative_to(REPO)))
+
+
+@pytest.mark.docs
+def test_committed_runs_cover_every_method_once():
+    methods = [p['method'] for path in RESULTS
+               for p in json.loads(path.read_text())['pairs']]
+    assert sorted(methods) == sorted(EXPECTED)
 
 
 @pytest.mark.docs
@@ -411,13 +498,20 @@ def test_committed_result_is_the_cpu_preset_run(committed):
     assert committed['preset'] == 'survey_cpu'
     assert committed['batch'] == bench.SURVEY_PRESETS['survey_cpu']['batch']
     assert committed['reps'] >= 5
-    assert [p['method'] for p in committed['pairs']] == list(EXPECTED)
+    methods = [p['method'] for p in committed['pairs']]
+    assert methods == [m for m in EXPECTED if m in methods]   # table order
+    # the first run timed every method there was (AdPE's and ADIOS's pairs
+    # came after it); a later one names its methods
+    selected = ' --variants ' + ' '.join(methods)
+    if '--variants' not in committed['command']:
+        assert methods == [m for m in EXPECTED if m not in MIM + ADIOS]
+        selected = ''
     assert committed['command'] == (
-        'python tools/benchmark.py --suite survey --preset survey_cpu '
-        f'--warmup {committed["warmup"]} --reps {committed["reps"]} '
-        f'--phases {committed["phases"]["iterations"]} --wait-quiet '
-        f'{committed["wait_quiet"]:g} --out '
-        'docs/results/benchmark_survey_cpu.json')
+        'python tools/benchmark.py --suite survey --preset survey_cpu'
+        f'{selected} --warmup {committed["warmup"]} --reps '
+        f'{committed["reps"]} --phases '
+        f'{committed["phases"]["iterations"]} --wait-quiet '
+        f'{committed["wait_quiet"]:g} --out {committed["path"]}')
     # the committed table is what the code prints for the committed numbers
     assert committed['table'] == bench.format_survey_table(committed)
 

@@ -1,16 +1,19 @@
 """A survey method's run killed by SIGKILL and resumed continues bit for bit.
 
-The shipped CIFAR-10 configs of RoCL, CLAE, BYORL, AdvCL, AdCo and CaCo
-(their random augmentations kept; AdvCL's pseudo-labels from a tiny local
-encoder, read from the work dir's cache on resume; AdCo's and CaCo's banks
-of 2, their velocity already moving when the run is killed), with a narrow ResNet-18, 4 iterations of batch
-2, a checkpoint after every iteration, ``RNGStateCheckpointHook`` and
-``SampleSeedHook``: run A goes through; run B is killed (SIGKILL) while it
+The shipped CIFAR-10 configs of RoCL, CLAE, BYORL, AdvCL, AdCo, CaCo and
+ADIOS (their random augmentations kept; AdvCL's pseudo-labels from a tiny
+local encoder, read from the work dir's cache on resume; AdCo's and CaCo's
+banks of 2, their velocity already moving when the run is killed), with a
+narrow ResNet-18, and AdPE's (MAE+ with coordinates, SimMIM-ViT with the
+embedding, AEMIM + AdPE) with a narrow ViT; 4 iterations of batch 2, a
+checkpoint after every iteration, ``RNGStateCheckpointHook`` and the
+configs' own hooks: run A goes through; run B is killed (SIGKILL) while it
 blocks after iteration 2, then resumed with ``tools/train.py --resume``.
 Iterations 3 and 4 of B equal A's exactly (every logged loss, the attack's
 statistics), and so do the final weights, running statistics (clean and
 adversarial), BYOL's target network, MoCo's key encoder, AdCo's and CaCo's
-banks and their velocity, and the optimizer state.
+banks and their velocity, ADIOS's masking network, AdPE's adversarial
+state, and the optimizer state (each of ADIOS's two optimizers').
 """
 import os
 import subprocess
@@ -52,13 +55,19 @@ NARROW = {
     'caco_mocov3_resnet18_cifar10': "neck=dict(in_channels=64, "
     "hid_channels=32, out_channels=16), head=dict(predictor=dict("
     "in_channels=16, hid_channels=32, out_channels=16))",
+    # two optimisers (an OptimWrapperDict): both states are compared
+    'adios_simclr_resnet18_cifar10': "neck=dict(in_channels=64, "
+    "hid_channels=32, out_channels=16)",
 }
 #: model options beside the algorithm's (AdvCL: two heads, a radius for
 #: 32 px)
 MODEL_EXTRA = {'advcl_simclr_resnet18_cifar10': ', ks=(2, 3), radius=4',
                # a bank of 2 (filled at iteration 1), no warm-up
                'caco_mocov3_resnet18_cifar10': ', bank_size=2, '
-               'memory_warmup_epochs=0'}
+               'memory_warmup_epochs=0',
+               # a narrow masking U-Net (base width 8)
+               'adios_simclr_resnet18_cifar10': ', mask_net=dict('
+               'mask_fbase=8, mlp_channels=16)'}
 #: a config's pseudo-label encoder (AdvCL): a tiny local checkpoint, two
 #: cluster counts that 8 images allow
 PSEUDO_LABELS = ("dict(type='PseudoLabelHook', checkpoint={ckpt!r}, "
@@ -130,16 +139,21 @@ def _train(workspace, config: str, work_dir: Path, *args: str) -> str:
     return out
 
 
-@pytest.mark.parametrize('name', sorted(NARROW))
-def test_killed_run_resumes_bit_for_bit(workspace, name):
-    config = workspace.root / f'{name}.py'
-    extra = ('\n    ' + PSEUDO_LABELS.format(ckpt=workspace.encoder) + ','
-             if name.startswith('advcl') else '')
-    config.write_text(CONFIG.format(
-        base=str(REPO_ROOT / 'configs' / 'survey' / f'{name}.py'),
-        narrow=NARROW[name], data=str(workspace.images),
-        max_iters=MAX_ITERS, extra_hooks=extra,
-        model_extra=MODEL_EXTRA.get(name, '')))
+def _optimizer_states(saved: dict) -> Dict[str, dict]:
+    """Each optimizer's state dict in a checkpoint's ``optimizer`` entry:
+    one ``OptimWrapper``'s (key ``''``) or each of an ``OptimWrapperDict``'s
+    (by its key: ADIOS's ``encoder`` and ``mask_net``)."""
+    if 'state' in saved:
+        return {'': saved}
+    assert saved and all('state' in v for v in saved.values()), saved.keys()
+    return saved
+
+
+def _killed_run_resumes(workspace, name: str, config: Path) -> tuple:
+    """Run A through; run B killed (SIGKILL) while blocked after iteration
+    2, then resumed: iterations 3 and 4 log the same values, and the final
+    weights, buffers and every optimizer's state are equal. Returns the
+    logs by iteration and A's final checkpoint."""
     run_a = workspace.root / f'{name}_a'
     _train(workspace, str(config), run_a)
 
@@ -158,16 +172,94 @@ def test_killed_run_resumes_bit_for_bit(workspace, name):
     a, b = by_iter(dumped(run_a)), by_iter(dumped(run_b))
     assert sorted(b) == list(range(1, MAX_ITERS + 1))
     for it in (3, 4):
-        keys = [k for k in a[it] if k not in ('pid', 'iter')]
-        assert any('adv_' in k for k in keys)
-        for key in keys:
+        for key in (k for k in a[it] if k not in ('pid', 'iter')):
             assert b[it][key] == a[it][key], (name, it, key)
     final_a = safe_load(run_a / 'iter_4.pth')
     final_b = safe_load(run_b / 'iter_4.pth')
     for key, value in final_a['state_dict'].items():
         assert torch.equal(final_b['state_dict'][key], value), (name, key)
-    for group_a, group_b in zip(final_a['optimizer']['state'].values(),
-                                final_b['optimizer']['state'].values()):
-        for key in group_a:
-            assert torch.equal(torch.as_tensor(group_a[key]),
-                               torch.as_tensor(group_b[key])), (name, key)
+    optim_a, optim_b = (_optimizer_states(final_a['optimizer']),
+                        _optimizer_states(final_b['optimizer']))
+    assert optim_a.keys() == optim_b.keys(), name
+    for optim in optim_a:
+        state_a, state_b = optim_a[optim]['state'], optim_b[optim]['state']
+        assert state_a.keys() == state_b.keys(), (name, optim)
+        for group_a, group_b in zip(state_a.values(), state_b.values()):
+            for key in group_a:
+                assert torch.equal(torch.as_tensor(group_a[key]),
+                                   torch.as_tensor(group_b[key])), (
+                                       name, optim, key)
+    return a, final_a
+
+
+@pytest.mark.parametrize('name', sorted(NARROW))
+def test_killed_run_resumes_bit_for_bit(workspace, name):
+    config = workspace.root / f'{name}.py'
+    extra = ('\n    ' + PSEUDO_LABELS.format(ckpt=workspace.encoder) + ','
+             if name.startswith('advcl') else '')
+    config.write_text(CONFIG.format(
+        base=str(REPO_ROOT / 'configs' / 'survey' / f'{name}.py'),
+        narrow=NARROW[name], data=str(workspace.images),
+        max_iters=MAX_ITERS, extra_hooks=extra,
+        model_extra=MODEL_EXTRA.get(name, '')))
+    logs, _ = _killed_run_resumes(workspace, name, config)
+    for it in (3, 4):       # the adversary's statistics are among them
+        assert any('adv_' in k for k in logs[it])
+
+
+#: AdPE's CIFAR-10 configs with a narrow ViT (MAE+, SimMIM-ViT; AEMIM +
+#: AdPE), their adversarial state climbing from iteration 1
+ADPE = {
+    'adpe_mae-plus_vit-t-p4_cifar10_coord': 'model',
+    'adpe_simmim_vit-t-p4_cifar10_embed': 'model',
+    'adpe_aemim_mae-plus_vit-t-p4_cifar10': 'model.algorithm',
+}
+ADPE_CONFIG = '''
+_base_ = [{base!r}]
+custom_imports = dict(imports=['aemim_mm', 'reliability_test_hooks'],
+                      allow_failed_imports=False)
+_narrow = dict(arch=dict(_delete_=True, embed_dims=32, num_layers=1,
+                         num_heads=2, feedforward_channels=64))
+{narrow}
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False, pin_memory=False,
+    dataset=dict(data_root={data!r}, data_prefix=''))
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
+                 max_iters={max_iters})
+param_scheduler = []
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=1),
+    checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=False,
+                    max_keep_ckpts=20))
+log_processor = dict(by_epoch=False, window_size=1)
+randomness = dict(seed=0, deterministic=True)
+custom_hooks = _base_.custom_hooks + [
+    dict(type='RNGStateCheckpointHook'),
+    dict(type='LossDumpHook'),
+]
+'''
+#: the narrow encoder (and decoder) at ``model`` or ``model.algorithm``
+ADPE_NARROW = {
+    'model': "model = dict(backbone=_narrow, {neck})",
+    'model.algorithm': "model = dict(algorithm=dict(backbone=_narrow, "
+    "{neck}))",
+}
+NECKS = {'simmim': "neck=dict(in_channels=32)",
+         'mae': "neck=dict(embed_dim=32, decoder_embed_dim=16, "
+         "decoder_depth=1, decoder_num_heads=2)"}
+
+
+@pytest.mark.parametrize('name', sorted(ADPE))
+def test_killed_adpe_run_resumes_bit_for_bit(workspace, name):
+    """As above for AdPE: the adversarial state, its AdamW moments and the
+    network continue exactly; the state moved in every run."""
+    neck = NECKS['simmim' if 'simmim' in name else 'mae']
+    config = workspace.root / f'{name}.py'
+    config.write_text(ADPE_CONFIG.format(
+        base=str(REPO_ROOT / 'configs' / 'survey' / f'{name}.py'),
+        narrow=ADPE_NARROW[ADPE[name]].format(neck=neck),
+        data=str(workspace.images), max_iters=MAX_ITERS))
+    _, final = _killed_run_resumes(workspace, name, config)
+    state = [k for k in final['state_dict']
+             if 'adversarial_positions.adv_' in k]
+    assert len(state) == 1 and final['state_dict'][state[0]].any()

@@ -475,8 +475,9 @@ def run_survey(args: argparse.Namespace, preset: dict,
         glibc_tunables=os.environ.get('GLIBC_TUNABLES'),
         command='python tools/benchmark.py ' + ' '.join(
             sys.argv[1:] if argv is None else argv),
-        timed=(timed_region(preset['device']) + '; the two views of each '
-               'sample as a list, the config\'s optimizer'),
+        timed=(timed_region(preset['device']) + '; the views of each '
+               'sample as a list (a joint-embedding method), the images as '
+               'one tensor (a MIM one), the config\'s optimizer'),
         floor_tolerance=FLOOR_TOLERANCE, quiet_cores=QUIET_CORES,
         wait_quiet=args.wait_quiet,
         pairs=[dict(method=p.method, baseline=p.baseline, config=p.config)

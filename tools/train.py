@@ -110,11 +110,14 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 
 def use_aemim_ddp(cfg: Config) -> None:
-    """Pick ``AEMIMDistributedDataParallel`` for an AEMIM model under DDP.
+    """Pick ``AEMIMDistributedDataParallel`` for an AEMIM or ADIOS model
+    under DDP.
 
-    It backpropagates the clean loss before building the adversarial graph
-    (same gradients, lower peak memory). The project's AEMIM configs select
-    it themselves (``configs/_base_/aemim_ddp.py``), so that every launcher
+    It backpropagates AEMIM's clean loss before building the adversarial
+    graph (same gradients, lower peak memory), and runs ADIOS's own
+    two-optimiser step (mmengine's DDP step cannot drive its
+    ``OptimWrapperDict``). The project's AEMIM and ADIOS configs select it
+    themselves (``configs/_base_/aemim_ddp.py``), so that every launcher
     gets it; this covers a config that sets no ``model_wrapper_cfg``. A
     config's own ``model_wrapper_cfg`` is kept as it is.
 
@@ -124,7 +127,7 @@ def use_aemim_ddp(cfg: Config) -> None:
     model = cfg.get('model') or {}
     if (cfg.get('launcher', 'none') == 'none'
             or cfg.get('model_wrapper_cfg') is not None
-            or model.get('type') != 'AdversarialMIMWrapper'):
+            or model.get('type') not in ('AdversarialMIMWrapper', 'ADIOS')):
         return
     cfg.model_wrapper_cfg = ConfigDict(
         type='AEMIMDistributedDataParallel',

@@ -197,6 +197,9 @@ _NON_ENCODER = (
     (('enc_dec_norms.', 'enc_dec_projectors.', 'mask_tokens.'),
      'SparK decoder side (enc_dec_norms.*, enc_dec_projectors.*, '
      'mask_tokens.*)'),
+    # ADIOS's adversary: it makes the occlusion masks during pre-training;
+    # a fine-tuned or evaluated encoder takes whole images
+    ('mask_net.', 'ADIOS masking network (mask_net.*)'),
 )
 # Entries only a pre-training algorithm has (a classifier has none).
 _PRETRAINING_ENTRIES = ('neck.', 'target_generator.', 'teacher.',

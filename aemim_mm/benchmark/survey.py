@@ -38,6 +38,7 @@ from mmengine.config import Config
 from mmengine.logging import MessageHub, MMLogger
 from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmpretrain.registry import MODELS
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
@@ -59,6 +60,9 @@ FLOOR_TOLERANCE = 0.05
 QUIET_CORES = 0.1
 #: The views of a plain algorithm's sample (SimCLR, MoCo, BYOL, ...).
 PLAIN_VIEWS = 2
+#: The MIM algorithms of the pairs whose method lives in the algorithm's
+#: encoder (AdPE), timed on one-tensor batches.
+MIM_ALGORITHMS = frozenset({'MAE', 'SimMIM'})
 #: What BYOL's cosine EMA reads from the message hub (mmengine's Runner
 #: sets it; the momentum's schedule does not change the cost).
 MAX_ITERS = 1000
@@ -73,10 +77,15 @@ class SurveyPair:
         baseline: The plain algorithm's variant name.
         config: The config's name in :data:`SURVEY_CONFIG_DIR` (no
             ``.py``).
+        baseline_config: For a method that changes the algorithm's own
+            modules (AdPE's encoder) rather than wrapping it: the plain
+            algorithm's config, whose ``model`` is the baseline; ``None``:
+            the baseline is ``config``'s ``model.algorithm``.
     """
     method: str
     baseline: str
     config: str
+    baseline_config: Optional[str] = None
 
 
 #: Each method against its plain algorithm, in table order: the
@@ -98,6 +107,26 @@ SURVEY_PAIRS: Tuple[SurveyPair, ...] = (
     SurveyPair('ifm', 'moco_ifm', 'ifm_moco_resnet18_cifar10'),
     SurveyPair('mochi', 'moco_mochi', 'mochi_moco_resnet18_cifar10'),
     SurveyPair('hcl', 'simclr_hcl', 'hcl_simclr_resnet18_cifar10'),
+    # the MIM adversaries: AdPE on MAE+ and SimMIM-ViT (the state in the
+    # encoder: the baseline is the plain config), and MAE+ itself against
+    # MAE (the price of keeping the masked patches in the encoder)
+    SurveyPair('adpe_coord', 'mae_plus_adpe_coord',
+               'adpe_mae-plus_vit-t-p4_cifar10_coord',
+               'mae-plus_vit-t-p4_cifar10'),
+    SurveyPair('adpe_embed', 'mae_plus_adpe_embed',
+               'adpe_mae-plus_vit-t-p4_cifar10_embed',
+               'mae-plus_vit-t-p4_cifar10'),
+    SurveyPair('adpe_simmim_coord', 'simmim_vit_adpe_coord',
+               'adpe_simmim_vit-t-p4_cifar10_coord',
+               'simmim_vit-t-p4_cifar10'),
+    SurveyPair('mae_plus', 'mae_mae_plus', 'mae-plus_vit-t-p4_cifar10',
+               '../mae_vit-t-p4_cifar10'),
+    # ADIOS: a masking network and N occluded views of x_t per iteration
+    SurveyPair('adios_simclr', 'simclr_adios',
+               'adios_simclr_resnet18_cifar10'),
+    SurveyPair('adios_byol', 'byol_adios', 'adios_byol_resnet18_cifar10'),
+    SurveyPair('adios_simsiam', 'simsiam_adios',
+               'adios_simsiam_resnet18_cifar10'),
 )
 
 #: ``width_divisor``: every channel width of the backbone, projector and
@@ -140,17 +169,21 @@ def select_survey_pairs(
     return [p for p in SURVEY_PAIRS if p.method in methods]
 
 
-def survey_config(pair: SurveyPair,
-                  config_dir: Optional[Path] = None) -> Config:
+def survey_config(pair: SurveyPair, config_dir: Optional[Path] = None,
+                  baseline: bool = False) -> Config:
     """The pair's config file, loaded as ``tools/train.py`` loads it (its
     ``custom_imports``, this package, are imported already).
 
     Args:
         pair: The method and its config name.
         config_dir: Where the configs are (default: the shipped ones).
+        baseline: The baseline's config (``pair.baseline_config`` where it
+            has one).
     """
+    name = pair.baseline_config if baseline and pair.baseline_config \
+        else pair.config
     return Config.fromfile(
-        str(Path(config_dir or SURVEY_CONFIG_DIR) / f'{pair.config}.py'),
+        str(Path(config_dir or SURVEY_CONFIG_DIR) / f'{name}.py'),
         import_custom_modules=False)
 
 
@@ -166,9 +199,11 @@ def config_views(cfg: Config) -> int:
         if step['type'] == 'MultiView':
             views = step['num_views']
             return views if isinstance(views, int) else sum(views)
-    raise ValueError('the survey benchmark times joint-embedding configs: '
-                     'their pipeline has a MultiView step, this one has '
-                     'none.')
+    if cfg.model.get('type') in MIM_ALGORITHMS:
+        return 0        # one tensor (make_batch's MIM batch)
+    raise ValueError('the survey benchmark times joint-embedding configs '
+                     '(their pipeline has a MultiView step) and MIM ones '
+                     f'({sorted(MIM_ALGORITHMS)}); this one is neither.')
 
 
 def shrink_widths(algorithm: dict, divisor: int) -> dict:
@@ -199,6 +234,35 @@ def shrink_widths(algorithm: dict, divisor: int) -> dict:
     return algorithm
 
 
+def fit_vit(algorithm: dict, divisor: int, img_size: int) -> dict:
+    """A MIM ``algorithm`` (a config dict with a ViT ``backbone``, changed
+    in place) for ``img_size`` px images (its patch grid and decoder's
+    ``num_patches``), with every width of encoder and decoder divided by
+    ``divisor`` (depths and heads kept).
+
+    Returns:
+        ``algorithm``.
+    """
+    from mmpretrain.models import VisionTransformer
+    backbone, neck = algorithm['backbone'], algorithm.get('neck', {})
+    backbone['img_size'] = img_size
+    if 'num_patches' in neck:
+        neck['num_patches'] = (img_size // backbone['patch_size'])**2
+    if divisor == 1:
+        return algorithm
+    arch = backbone.get('arch', 'b')
+    if isinstance(arch, str):
+        arch = VisionTransformer.arch_zoo[arch.lower()]
+    backbone['arch'] = dict(
+        embed_dims=arch['embed_dims'] // divisor,
+        num_layers=arch['num_layers'], num_heads=arch['num_heads'],
+        feedforward_channels=arch['feedforward_channels'] // divisor)
+    for key in ('embed_dim', 'decoder_embed_dim', 'in_channels'):
+        if key in neck:
+            neck[key] = neck[key] // divisor
+    return algorithm
+
+
 def survey_model_config(pair: SurveyPair, plain: bool, preset: dict,
                         config_dir: Optional[Path] = None) -> dict:
     """The model config of the pair's method, or of its plain algorithm.
@@ -210,14 +274,18 @@ def survey_model_config(pair: SurveyPair, plain: bool, preset: dict,
         preset: A survey preset (``width_divisor``).
         config_dir: Where the configs are (default: the shipped ones).
     """
-    cfg = survey_config(pair, config_dir)
+    cfg = survey_config(pair, config_dir, baseline=plain)
     model = copy.deepcopy(cfg.model.to_dict())
     # as mmengine's Runner builds a model: the config's top-level
     # data_preprocessor where the model names none (the MoCo-based configs)
     if cfg.get('data_preprocessor') is not None:
         model.setdefault('data_preprocessor',
                          copy.deepcopy(cfg.data_preprocessor.to_dict()))
+    if model['type'] in MIM_ALGORITHMS:     # AdPE: no wrapper
+        return fit_vit(model, preset['width_divisor'], preset['img_size'])
     shrink_widths(model['algorithm'], preset['width_divisor'])
+    if 'img_size' in model.get('mask_net', {}):     # ADIOS's U-Net
+        model['mask_net']['img_size'] = preset['img_size']
     if not plain:
         return model
     # the wrapper hands its data preprocessor to the algorithm, or the
@@ -377,16 +445,69 @@ def build_survey_runners(pairs: Sequence[SurveyPair], preset: dict,
     """
     runners = []
     for pair in pairs:
-        cfg = survey_config(pair, config_dir)
-        optim = cfg.optim_wrapper.to_dict()
         for name, plain in ((pair.baseline, True), (pair.method, False)):
+            cfg = survey_config(pair, config_dir, baseline=plain)
             # mmpretrain's joint-embedding algorithms take two views; a
-            # method takes its pipeline's (AdvCL: three)
-            views = PLAIN_VIEWS if plain else config_views(cfg)
-            runners.append(SurveyRunner(
+            # method takes its pipeline's (AdvCL: three); MIM ones a tensor
+            views = config_views(cfg)
+            if plain and not pair.baseline_config:
+                views = PLAIN_VIEWS
+            runner = SurveyRunner(
                 name, build_survey_variant(pair, plain, preset, config_dir),
-                dict(preset, views=views), optim, wait_quiet))
+                dict(preset, views=views),
+                config_optim_wrapper(cfg, plain), wait_quiet)
+            add_pipeline_masks(runner, cfg)
+            climb_adversarial_positions(runner)
+            runners.append(runner)
     return runners
+
+
+def config_optim_wrapper(cfg: Config, plain: bool) -> dict:
+    """The config's ``optim_wrapper``; for the plain algorithm of a method
+    with several optimizers (ADIOS's ``SubmoduleOptimWrapperConstructor``),
+    the algorithm's own entry (``module='algorithm'``)."""
+    optim = cfg.optim_wrapper.to_dict()
+    if plain and optim.get('constructor') == \
+            'SubmoduleOptimWrapperConstructor':
+        entry = next(v for v in optim.values()
+                     if isinstance(v, dict) and v.get('module') == 'algorithm')
+        return {k: v for k, v in entry.items() if k != 'module'}
+    return optim
+
+
+def add_pipeline_masks(runner: Runner, cfg: Config) -> None:
+    """Give each sample of the runner's batch the mask of the config's
+    ``SimMIMMaskGenerator`` (SimMIM's mask comes with the data), drawn from
+    a seeded generator at the preset's image size; other pipelines: none."""
+    from mmpretrain.datasets.transforms import SimMIMMaskGenerator
+    for step in cfg.train_dataloader.dataset.pipeline:
+        if step['type'] != 'SimMIMMaskGenerator':
+            continue
+        args = {k: v for k, v in step.items() if k != 'type'}
+        args['input_size'] = runner.preset['img_size']
+        make = SimMIMMaskGenerator(**args)
+        state = np.random.get_state()     # the transform draws from numpy
+        np.random.seed(0)
+        try:
+            for sample in runner.batch['data_samples']:
+                sample.set_mask(torch.as_tensor(make({})['mask']).to(
+                    runner.preset['device']))
+        finally:
+            np.random.set_state(state)
+
+
+def climb_adversarial_positions(runner: 'SurveyRunner') -> None:
+    """AdPE's ascent as ``AdversarialPositionsHook`` arranges it in
+    training: the optimizer's negative-learning-rate group checked, the
+    projection after every step; models without adversarial positions are
+    left as they are."""
+    from types import SimpleNamespace
+
+    from ..engine.hooks.adversarial_positions_hook import (
+        AdversarialPositionsHook, adversarial_positions)
+    if adversarial_positions(runner.model):
+        AdversarialPositionsHook().before_train(SimpleNamespace(
+            model=runner.model, optim_wrapper=runner.optim))
 
 
 def count_flops(runner: Runner) -> Dict[str, int]:

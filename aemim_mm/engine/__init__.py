@@ -4,10 +4,11 @@ from .hooks import (FeatureDistancePGDHook, LossCurveHook,
                     SampleSeedHook, SkipCounterHook, derive_sample_seed,
                     get_rng_state, set_rng_state)
 from .model_wrappers import AEMIMDistributedDataParallel
+from .optim_constructors import SubmoduleOptimWrapperConstructor
 
 __all__ = [
     'FeatureDistancePGDHook', 'LossCurveHook', 'ReproducibleRandomnessHook',
     'RNGStateCheckpointHook', 'SampleSeedHook', 'SkipCounterHook',
     'derive_sample_seed', 'get_rng_state', 'set_rng_state',
-    'AEMIMDistributedDataParallel'
+    'AEMIMDistributedDataParallel', 'SubmoduleOptimWrapperConstructor'
 ]

@@ -66,6 +66,14 @@ METHODS = (
     Method('aemim', 'aemim_vit-t-p4_cifar10.py', 'aemim', 'vit-t-p4'),
     Method('fast_aemim', 'fast_aemim_vit-t-p4_cifar10.py', 'aemim',
            'vit-t-p4'),
+    Method('mae_plus', 'survey/mae-plus_vit-t-p4_cifar10.py', 'baseline',
+           'vit-t-p4'),
+    Method('adpe_coord', 'survey/adpe_mae-plus_vit-t-p4_cifar10_coord.py',
+           'survey', 'vit-t-p4'),
+    Method('adpe_embed', 'survey/adpe_mae-plus_vit-t-p4_cifar10_embed.py',
+           'survey', 'vit-t-p4'),
+    Method('aemim_adpe', 'survey/adpe_aemim_mae-plus_vit-t-p4_cifar10.py',
+           'aemim', 'vit-t-p4'),
     Method('simclr', 'survey/rush_simclr_resnet18_cifar10.py', 'baseline',
            'resnet18'),
     Method('moco_v2', 'survey/mocov2_resnet18_cifar10.py', 'baseline',
@@ -79,7 +87,8 @@ METHODS = (
           ('byorl', 'byorl_byol'), ('byorl_simsiam', 'byorl_simsiam'),
           ('adco', 'adco_moco'), ('caco', 'caco_mocov3'),
           ('ifm', 'ifm_moco'), ('mochi', 'mochi_moco'),
-          ('hcl', 'hcl_simclr'))),
+          ('hcl', 'hcl_simclr'), ('adios_simclr', 'adios_simclr'),
+          ('adios_byol', 'adios_byol'), ('adios_simsiam', 'adios_simsiam'))),
 )
 
 

@@ -8,10 +8,14 @@ from .algorithms import (MIMInterface, build_mim_interface,
                          register_mim_interface, supported_algorithms)
 from .adversarial_ssl import (AAdvCL, ACL, ARoCL, BYORL, CLAE, HCL, IFM,
                               AdCo, AdvCL, CaCo, MoCHi, RoCL)
+from .adversarial_ssl import ADIOS, MaskingUNet  # noqa: F401
 from .attack import FeatureDistancePGD, PixelPGD
-from .backbones import TimmMAEViT
+from .adversarial_positions import AdversarialPositions
+from .backbones import (MAEPlusPretrainDecoder, MAEPlusViT, SimMIMViT,
+                        TimmMAEViT)
 from .noise_preprocessor import GaussianNoiseClsDataPreprocessor
 from .profiling import phase_seconds
+from .views_as_batch import ViewsAsBatchDataPreprocessor
 from .wrapper import AdversarialMIMWrapper
 
 __all__ = [
@@ -23,5 +27,6 @@ __all__ = [
     'AAdvCL', 'ACL', 'ARoCL', 'AdCo', 'AdvCL', 'BYORL', 'CaCo', 'CLAE', 'HCL',
     'IFM',
     'MoCHi', 'RoCL',
-    'phase_seconds'
+    'phase_seconds', 'AdversarialPositions', 'MAEPlusPretrainDecoder',
+    'MAEPlusViT', 'SimMIMViT', 'ViewsAsBatchDataPreprocessor'
 ]

@@ -268,7 +268,9 @@ class AdversarialMIMWrapper(BaseModel):
         """The clean twins of the adversarial adapter parameters."""
         params = dict(self.named_parameters())
         twins = [clean_twin_key(n) for n in params if is_adversarial_key(n)]
-        return [params[n] for n in twins if params[n].requires_grad]
+        # AdPE's adversarial positions (``adv_coord``) have no clean twin
+        return [params[n] for n in twins
+                if n in params and params[n].requires_grad]
 
     def select_adversarial(self, batch_size: int,
                            device: torch.device) -> torch.Tensor:

@@ -9,6 +9,9 @@
 # graph is built, so the two graphs are never in memory together; the
 # gradients are the same. One process without DDP ignores this setting and
 # calls the wrapper's own train_step, which is clean-first too.
+# The ADIOS configs (configs/survey/adios_*.py) inherit it too: the wrapper
+# runs ADIOS's own two-optimiser train_step, which averages each step's
+# gradients over the processes itself.
 # More DDP options merge in, e.g.
 # `model_wrapper_cfg = dict(find_unused_parameters=True)` in a child config.
 model_wrapper_cfg = dict(

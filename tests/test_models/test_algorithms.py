@@ -481,7 +481,7 @@ def test_explicit_registration_serves_the_subclass(monkeypatch):
 
 @pytest.mark.parametrize('algorithm,match', [
     (mae_cfg(dict(MAE_VIT, type='MFFViT')),
-     r"supports MAE with the backbone \['MAEHiViT', 'MAEViT', 'TimmMAEViT'\]"
+     r"supports MAE with the backbone \['MAEHiViT', 'MAEPlusViT', 'MAEViT', 'TimmMAEViT'\]"
      r" \(exact type\), got MFFViT"),
     (dict(mae_cfg(), type='MFF'),
      r"supports MFF with the backbone MFFViT \(exact type\), got MAEViT"),
@@ -489,8 +489,8 @@ def test_explicit_registration_serves_the_subclass(monkeypatch):
      r"supports iTPN with the backbone iTPNHiViT \(exact type\), got "
      r"MAEViT"),
     (dict(simmim_cfg(), backbone=dict(mae_cfg()['backbone'])),
-     r"supports SimMIM with the backbone SimMIMSwinTransformer \(exact "
-     r"type\), got MAEViT"),
+     r"supports SimMIM with the backbone \['SimMIMSwinTransformer', "
+     r"'SimMIMViT'\] \(exact type\), got MAEViT"),
 ])
 def test_unsupported_backbone_or_variant_is_refused(algorithm, match):
     with pytest.raises(TypeError, match=match):

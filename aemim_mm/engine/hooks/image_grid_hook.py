@@ -7,7 +7,7 @@ amplified perturbation, reconstruction) through the runner's visualizer.
 :class:`~aemim_mm.engine.hooks.FeatureDistancePGDHook` is this hook plus the
 attack's schedules; this class is not registered on its own.
 """
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -154,6 +154,19 @@ class AttackImageGridHook(Hook):
             AttributeError: If the model has no ``visualize``.
             KeyError: If its result lacks a key of :data:`VIS_KEYS`.
         """
+        vis = self.visualize_batch(model, data_batch)
+        return make_image_grid(self.columns(model, vis),
+                               max_rows=self.vis_num_samples,
+                               min_cell_size=self.min_cell_size)
+
+    def visualize_batch(self, model: Any,
+                        data_batch: dict) -> Dict[str, torch.Tensor]:
+        """``model.visualize`` of the batch's first ``vis_num_samples``
+        samples, under a forked torch RNG.
+
+        Raises:
+            AttributeError: If the model has no ``visualize``.
+        """
         if not callable(getattr(model, 'visualize', None)):
             raise AttributeError(
                 f'{type(self).__name__}: the model '
@@ -168,17 +181,22 @@ class AttackImageGridHook(Hook):
         # The attack inside `visualize` needs input gradients: no no_grad.
         with torch.random.fork_rng(devices=devices):
             data = model.data_preprocessor(batch, False)
-            vis = model.visualize(data['inputs'], data.get('data_samples'))
+            return model.visualize(data['inputs'], data.get('data_samples'))
+
+    def columns(self, model: Any,
+                vis: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """The grid's columns, title -> images: :data:`VIS_KEYS` in order.
+
+        Raises:
+            KeyError: If ``vis`` lacks a key of :data:`VIS_KEYS`.
+        """
         missing = [k for k in VIS_KEYS if k not in vis]
         if missing:
             raise KeyError(f'{type(self).__name__}: model.visualize() result '
                            f'lacks {missing}; got keys {sorted(vis)}.')
         eps = getattr(getattr(model, 'attack', None), 'eps', None)
         titles = self.column_titles(eps)
-        return make_image_grid({t: vis[k]
-                                for t, k in zip(titles, VIS_KEYS)},
-                               max_rows=self.vis_num_samples,
-                               min_cell_size=self.min_cell_size)
+        return {t: vis[k] for t, k in zip(titles, VIS_KEYS)}
 
     @staticmethod
     def column_titles(eps: Optional[float] = None) -> Sequence[str]:

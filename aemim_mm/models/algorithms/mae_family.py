@@ -31,7 +31,7 @@ from torch import nn
 from mmpretrain.models.selfsup import (EVA, MAE, MFF, MILAN, MAEHiViT, MAEViT,
                                        MFFViT, MILANViT, iTPN, iTPNHiViT)
 from mmpretrain.structures import DataSample
-from ..backbones import TimmMAEViT
+from ..backbones import MAEPlusViT, TimmMAEViT
 from ..randomness import MASK, SampleRandomness
 from .base import (MIMInterface, check_backbone, denormalised_patches,
                    register_mim_interface)
@@ -196,12 +196,14 @@ def _check_target_generator(algorithm: nn.Module, example: str) -> None:
 class MAEInterface(NoiseMaskInterface):
     """MAE: pixel target, mask drawn by the backbone.
 
-    Backbones: ``MAEViT``, :class:`~aemim_mm.models.TimmMAEViT`
-    (``random_masking``) and ``MAEHiViT`` (``masking_id``).
+    Backbones: ``MAEViT``, :class:`~aemim_mm.models.TimmMAEViT`,
+    :class:`~aemim_mm.models.MAEPlusViT` (MAE+: its tokens hold every
+    patch, the masked ones as the mask token) (``random_masking``) and
+    ``MAEHiViT`` (``masking_id``).
     """
 
     BACKBONES = {MAEViT: 'random_masking', TimmMAEViT: 'random_masking',
-                 MAEHiViT: 'masking_id'}
+                 MAEHiViT: 'masking_id', MAEPlusViT: 'random_masking'}
 
     def reconstruction_loss(self, inputs, mask, target):
         algo = self.algorithm

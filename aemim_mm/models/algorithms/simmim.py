@@ -7,6 +7,7 @@ from torch import nn
 
 from mmpretrain.models.selfsup import SimMIM, SimMIMSwinTransformer
 from mmpretrain.structures import DataSample
+from ..backbones import SimMIMViT
 from ..randomness import SampleRandomness
 from .base import MIMInterface, check_backbone, register_mim_interface
 
@@ -17,7 +18,7 @@ class SimMIMInterface(MIMInterface):
 
     #: Exact backbone types the interface handles: ``encode`` reads the
     #: backbone's last (B, C, H, W) feature map of ``backbone(img, mask)``.
-    BACKBONES = (SimMIMSwinTransformer, )
+    BACKBONES = (SimMIMSwinTransformer, SimMIMViT)
 
     def __init__(self, algorithm: nn.Module) -> None:
         super().__init__(algorithm)
