@@ -38,9 +38,11 @@ EXPECTED = {'rocl': ('RoCL', 'SimCLR'), 'clae': ('CLAE', 'SimCLR'),
             'mae_plus': ('MAEPlusViT', 'MAEViT'),
             'adios_simclr': ('ADIOS', 'SimCLR'),
             'adios_byol': ('ADIOS', 'BYOL'),
-            'adios_simsiam': ('ADIOS', 'SimSiam')}
+            'adios_simsiam': ('ADIOS', 'SimSiam'),
+            'adios_simmim': ('SimMIMViT', 'SimMIMViT')}
 #: The pairs whose method lives in the MIM algorithm's encoder.
-MIM = ('adpe_coord', 'adpe_embed', 'adpe_simmim_coord', 'mae_plus')
+MIM = ('adpe_coord', 'adpe_embed', 'adpe_simmim_coord', 'mae_plus',
+       'adios_simmim')
 #: ADIOS: a masking network, its own optimizer, N occluded views.
 ADIOS = ('adios_simclr', 'adios_byol', 'adios_simsiam')
 #: The committed runs (AdPE's and ADIOS's added later, in a run of their
@@ -166,6 +168,8 @@ def test_mim_variants_build_from_their_configs(smoke_runners):
         assert method.model.backbone.patch_resolution == (4, 4)  # 16 px
         positions = method.model.backbone.adversarial_positions
         assert (positions is not None) == pair.method.startswith('adpe')
+        if pair.method == 'adios_simmim':
+            assert method.model.guarded     # AdversarialMaskHook's check
         if positions is not None:
             assert positions.guarded
             before = positions.delta.detach().clone()
@@ -176,6 +180,7 @@ def test_mim_variants_build_from_their_configs(smoke_runners):
             batch = runner.batch
             assert batch['inputs'].dtype == torch.uint8
             assert tuple(batch['inputs'].shape) == (SMOKE['batch'], 3, 16, 16)
+            # SimMIM reads its pipeline's mask; the learned one none
             simmim = type(runner.model).__name__ == 'SimMIM'
             assert all(('mask' in d) == simmim for d in batch['data_samples'])
             if simmim:       # 16 px, blocks of 8 px over 4 px patches
@@ -242,6 +247,9 @@ def test_each_method_counts_more_flops_than_its_baseline(smoke_runners):
         elif pair.method == 'mae_plus':
             # every patch through the encoder, not a quarter of them
             assert method / base > 2, pair.method
+        elif pair.method == 'adios_simmim':
+            # the masking network's U-Net beside the same SimMIM passes
+            assert method > base, pair.method
         elif pair.method in MIM:
             # AdPE: the shifted encoding and the projection are elementwise
             assert method == base, pair.method

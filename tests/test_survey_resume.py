@@ -4,15 +4,16 @@ The shipped CIFAR-10 configs of RoCL, CLAE, BYORL, AdvCL, AdCo, CaCo and
 ADIOS (their random augmentations kept; AdvCL's pseudo-labels from a tiny
 local encoder, read from the work dir's cache on resume; AdCo's and CaCo's
 banks of 2, their velocity already moving when the run is killed), with a
-narrow ResNet-18, and AdPE's (MAE+ with coordinates, SimMIM-ViT with the
-embedding, AEMIM + AdPE) with a narrow ViT; 4 iterations of batch 2, a
+narrow ResNet-18, and the MIM adversaries' (AdPE: MAE+ with coordinates,
+SimMIM-ViT with the embedding, AEMIM + AdPE; learned masks on SimMIM-ViT,
+alone and with AEMIM) with a narrow ViT; 4 iterations of batch 2, a
 checkpoint after every iteration, ``RNGStateCheckpointHook`` and the
 configs' own hooks: run A goes through; run B is killed (SIGKILL) while it
 blocks after iteration 2, then resumed with ``tools/train.py --resume``.
 Iterations 3 and 4 of B equal A's exactly (every logged loss, the attack's
 statistics), and so do the final weights, running statistics (clean and
 adversarial), BYOL's target network, MoCo's key encoder, AdCo's and CaCo's
-banks and their velocity, ADIOS's masking network, AdPE's adversarial
+banks and their velocity, ADIOS's masking networks, AdPE's adversarial
 state, and the optimizer state (each of ADIOS's two optimizers').
 """
 import os
@@ -207,12 +208,19 @@ def test_killed_run_resumes_bit_for_bit(workspace, name):
         assert any('adv_' in k for k in logs[it])
 
 
-#: AdPE's CIFAR-10 configs with a narrow ViT (MAE+, SimMIM-ViT; AEMIM +
-#: AdPE), their adversarial state climbing from iteration 1
+#: The MIM adversaries' CIFAR-10 configs with a narrow ViT (AdPE on MAE+
+#: and SimMIM-ViT, AEMIM + AdPE; ADIOS-style learned masks on SimMIM-ViT,
+#: AEMIM + learned masks): where the algorithm is, and the state entries of
+#: the adversary, which climbs from iteration 1
 ADPE = {
-    'adpe_mae-plus_vit-t-p4_cifar10_coord': 'model',
-    'adpe_simmim_vit-t-p4_cifar10_embed': 'model',
-    'adpe_aemim_mae-plus_vit-t-p4_cifar10': 'model.algorithm',
+    'adpe_mae-plus_vit-t-p4_cifar10_coord': ('model',
+                                             'adversarial_positions.adv_'),
+    'adpe_simmim_vit-t-p4_cifar10_embed': ('model',
+                                           'adversarial_positions.adv_'),
+    'adpe_aemim_mae-plus_vit-t-p4_cifar10': ('model.algorithm',
+                                             'adversarial_positions.adv_'),
+    'adios_simmim_vit-t-p4_cifar10': ('model', 'mask_net.'),
+    'adios_aemim_simmim_vit-t-p4_cifar10': ('model.algorithm', 'mask_net.'),
 }
 ADPE_CONFIG = '''
 _base_ = [{base!r}]
@@ -250,16 +258,17 @@ NECKS = {'simmim': "neck=dict(in_channels=32)",
 
 
 @pytest.mark.parametrize('name', sorted(ADPE))
-def test_killed_adpe_run_resumes_bit_for_bit(workspace, name):
-    """As above for AdPE: the adversarial state, its AdamW moments and the
-    network continue exactly; the state moved in every run."""
+def test_killed_mim_adversary_run_resumes_bit_for_bit(workspace, name):
+    """As above for the MIM adversaries: the adversary (AdPE's state, the
+    masking network), its AdamW moments and the network continue exactly;
+    the adversary's entries are in the checkpoint."""
+    where, entries = ADPE[name]
     neck = NECKS['simmim' if 'simmim' in name else 'mae']
     config = workspace.root / f'{name}.py'
     config.write_text(ADPE_CONFIG.format(
         base=str(REPO_ROOT / 'configs' / 'survey' / f'{name}.py'),
-        narrow=ADPE_NARROW[ADPE[name]].format(neck=neck),
+        narrow=ADPE_NARROW[where].format(neck=neck),
         data=str(workspace.images), max_iters=MAX_ITERS))
     _, final = _killed_run_resumes(workspace, name, config)
-    state = [k for k in final['state_dict']
-             if 'adversarial_positions.adv_' in k]
-    assert len(state) == 1 and final['state_dict'][state[0]].any()
+    state = [k for k in final['state_dict'] if entries in k]
+    assert state and any(final['state_dict'][k].any() for k in state)

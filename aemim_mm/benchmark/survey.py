@@ -62,7 +62,7 @@ QUIET_CORES = 0.1
 PLAIN_VIEWS = 2
 #: The MIM algorithms of the pairs whose method lives in the algorithm's
 #: encoder (AdPE), timed on one-tensor batches.
-MIM_ALGORITHMS = frozenset({'MAE', 'SimMIM'})
+MIM_ALGORITHMS = frozenset({'MAE', 'SimMIM', 'AdversarialMaskSimMIM'})
 #: What BYOL's cosine EMA reads from the message hub (mmengine's Runner
 #: sets it; the momentum's schedule does not change the cost).
 MAX_ITERS = 1000
@@ -127,6 +127,10 @@ SURVEY_PAIRS: Tuple[SurveyPair, ...] = (
     SurveyPair('adios_byol', 'byol_adios', 'adios_byol_resnet18_cifar10'),
     SurveyPair('adios_simsiam', 'simsiam_adios',
                'adios_simsiam_resnet18_cifar10'),
+    # ADIOS-style learned masks on SimMIM-ViT: the masking network in the
+    # algorithm, climbed like AdPE's state
+    SurveyPair('adios_simmim', 'simmim_vit_adios',
+               'adios_simmim_vit-t-p4_cifar10', 'simmim_vit-t-p4_cifar10'),
 )
 
 #: ``width_divisor``: every channel width of the backbone, projector and
@@ -281,11 +285,11 @@ def survey_model_config(pair: SurveyPair, plain: bool, preset: dict,
     if cfg.get('data_preprocessor') is not None:
         model.setdefault('data_preprocessor',
                          copy.deepcopy(cfg.data_preprocessor.to_dict()))
-    if model['type'] in MIM_ALGORITHMS:     # AdPE: no wrapper
-        return fit_vit(model, preset['width_divisor'], preset['img_size'])
-    shrink_widths(model['algorithm'], preset['width_divisor'])
     if 'img_size' in model.get('mask_net', {}):     # ADIOS's U-Net
         model['mask_net']['img_size'] = preset['img_size']
+    if model['type'] in MIM_ALGORITHMS:     # AdPE, learned masks: no wrapper
+        return fit_vit(model, preset['width_divisor'], preset['img_size'])
+    shrink_widths(model['algorithm'], preset['width_divisor'])
     if not plain:
         return model
     # the wrapper hands its data preprocessor to the algorithm, or the
@@ -457,7 +461,7 @@ def build_survey_runners(pairs: Sequence[SurveyPair], preset: dict,
                 dict(preset, views=views),
                 config_optim_wrapper(cfg, plain), wait_quiet)
             add_pipeline_masks(runner, cfg)
-            climb_adversarial_positions(runner)
+            climb_adversaries(runner)
             runners.append(runner)
     return runners
 
@@ -496,18 +500,24 @@ def add_pipeline_masks(runner: Runner, cfg: Config) -> None:
             np.random.set_state(state)
 
 
-def climb_adversarial_positions(runner: 'SurveyRunner') -> None:
-    """AdPE's ascent as ``AdversarialPositionsHook`` arranges it in
-    training: the optimizer's negative-learning-rate group checked, the
-    projection after every step; models without adversarial positions are
-    left as they are."""
+def climb_adversaries(runner: 'SurveyRunner') -> None:
+    """The ascent of an adversary inside a MIM algorithm as its hook
+    arranges it in training: AdPE's state (``AdversarialPositionsHook``:
+    the negative-learning-rate group checked, the projection after every
+    step), a learned mask's network (``AdversarialMaskHook``: the group
+    checked); other models are left as they are."""
     from types import SimpleNamespace
 
+    from ..engine.hooks.adversarial_mask_hook import AdversarialMaskHook
     from ..engine.hooks.adversarial_positions_hook import (
         AdversarialPositionsHook, adversarial_positions)
+    from ..models.adversarial_mask_simmim import AdversarialMaskSimMIM
+    runner_like = SimpleNamespace(model=runner.model,
+                                  optim_wrapper=runner.optim)
     if adversarial_positions(runner.model):
-        AdversarialPositionsHook().before_train(SimpleNamespace(
-            model=runner.model, optim_wrapper=runner.optim))
+        AdversarialPositionsHook().before_train(runner_like)
+    if isinstance(runner.model, AdversarialMaskSimMIM):
+        AdversarialMaskHook().before_train(runner_like)
 
 
 def count_flops(runner: Runner) -> Dict[str, int]:

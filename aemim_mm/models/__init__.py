@@ -10,6 +10,7 @@ from .adversarial_ssl import (AAdvCL, ACL, ARoCL, BYORL, CLAE, HCL, IFM,
                               AdCo, AdvCL, CaCo, MoCHi, RoCL)
 from .adversarial_ssl import ADIOS, MaskingUNet  # noqa: F401
 from .attack import FeatureDistancePGD, PixelPGD
+from .adversarial_mask_simmim import AdversarialMaskSimMIM
 from .adversarial_positions import AdversarialPositions
 from .backbones import (MAEPlusPretrainDecoder, MAEPlusViT, SimMIMViT,
                         TimmMAEViT)
@@ -28,5 +29,6 @@ __all__ = [
     'IFM',
     'MoCHi', 'RoCL',
     'phase_seconds', 'AdversarialPositions', 'MAEPlusPretrainDecoder',
-    'MAEPlusViT', 'SimMIMViT', 'ViewsAsBatchDataPreprocessor'
+    'MAEPlusViT', 'SimMIMViT', 'ViewsAsBatchDataPreprocessor',
+    'AdversarialMaskSimMIM'
 ]

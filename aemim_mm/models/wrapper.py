@@ -467,8 +467,10 @@ class CleanPass:
     def select(self, idx: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor,
                                                  Any, torch.Tensor]:
         """``x'``, its masks, the reconstruction target of the CLEAN ``x'``
-        and ``sg(E(x'^m))``: the samples ``idx`` of the batch."""
-        return (self.inputs[idx], self.mask[idx],
+        and ``sg(E(x'^m))``: the samples ``idx`` of the batch. The masks
+        are data to the adversarial pass: a learned mask's gradient is the
+        clean pass's alone (whose graph the clean-first step has freed)."""
+        return (self.inputs[idx], self.mask[idx].detach(),
                 select_samples(self.target, idx), self.feat_clean[idx])
 
 

@@ -20,8 +20,8 @@ from tiny_algorithms import CASES, case_cfg, itpn_cfg
 from tiny_models import (MAE_VIT, build_wrapper, mae_cfg, simmim_cfg,
                          valid_images)
 
-SUPPORTED = (r"\['BEiT', 'CAE', 'EVA', 'MAE', 'MFF', 'MILAN', 'MaskFeat', "
-             r"'MixMIM', 'SimMIM', 'SparK', 'iTPN'\]\. ")
+SUPPORTED = (r"\['AdversarialMaskSimMIM', 'BEiT', 'CAE', 'EVA', 'MAE', 'MFF', "
+             r"'MILAN', 'MaskFeat', 'MixMIM', 'SimMIM', 'SparK', 'iTPN'\]\. ")
 ATTACK_OFF = dict(type='FeatureDistancePGD', eps=0, steps=2)
 ATTACK = dict(type='FeatureDistancePGD', eps=2, steps=2)
 CASE = pytest.mark.parametrize('case', CASES, ids=repr)

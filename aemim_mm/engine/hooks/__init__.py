@@ -1,3 +1,4 @@
+from .adversarial_mask_hook import AdversarialMaskHook
 from .adversarial_positions_hook import AdversarialPositionsHook
 from .attack_schedule_hook import FeatureDistancePGDHook
 from .image_grid_hook import VIS_KEYS, AttackImageGridHook
@@ -14,7 +15,8 @@ from .schedules import ParamSchedule
 from .skip_counter_hook import SkipCounterHook
 
 __all__ = [
-    'AdversarialPositionsHook', 'FeatureDistancePGDHook', 'AttackImageGridHook', 'VIS_KEYS',
+    'AdversarialMaskHook', 'AdversarialPositionsHook',
+    'FeatureDistancePGDHook', 'AttackImageGridHook', 'VIS_KEYS',
     'LossCurveHook', 'MaskGridHook', 'ParamSchedule', 'PseudoLabelHook', 'ReproducibleRandomnessHook',
     'RNGStateCheckpointHook', 'SampleSeedHook', 'SkipCounterHook',
     'derive_sample_seed', 'get_rng_state', 'set_rng_state'

@@ -46,28 +46,38 @@ def optimizers(optim_wrapper) -> list:
     return [optim_wrapper.optimizer]
 
 
-def check_ascent(name: str, param: torch.Tensor, optims: list) -> None:
-    """Refuse a state no optimiser climbs without weight decay.
+def check_ascent(name: str, param: torch.Tensor, optims: list,
+                 key: str = 'adversarial_positions') -> None:
+    """Refuse an adversarial parameter no optimiser climbs without weight
+    decay (AdPE's state; the learned mask's network).
+
+    Args:
+        name: The parameter's name, for the message.
+        param: The parameter.
+        optims: The torch optimisers.
+        key: The ``paramwise_cfg`` custom key the message proposes.
 
     Raises:
         ValueError: Naming ``name`` and what to set.
     """
+    fix = FIX.replace('adversarial_positions', key)
     groups = [group for optim in optims for group in optim.param_groups
               if any(p is param for p in group['params'])]
     if len(groups) != 1:
         raise ValueError(
             f'AdversarialPositionsHook: {name} is in {len(groups)} optimiser '
-            f'param groups, not one; it needs its own group: {FIX}.')
+            f'param groups, not one; it needs its own group: {fix}.')
     lr = groups[0].get('initial_lr', groups[0]['lr'])
     if not lr < 0:
         raise ValueError(
             f'AdversarialPositionsHook: {name} has learning rate {lr:g}; '
-            'AdPE climbs the loss and needs a negative one: ' + FIX + '.')
+            'an adversary climbs the loss and needs a negative one: ' + fix +
+            '.')
     if groups[0].get('weight_decay', 0) != 0:
         raise ValueError(
             f'AdversarialPositionsHook: {name} has weight decay '
             f'{groups[0]["weight_decay"]:g}; with a negative learning rate it '
-            'would grow the state: set decay_mult=0.0 (' + FIX + ').')
+            'would grow it: set decay_mult=0.0 (' + fix + ').')
 
 
 @HOOKS.register_module()

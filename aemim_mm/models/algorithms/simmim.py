@@ -7,6 +7,7 @@ from torch import nn
 
 from mmpretrain.models.selfsup import SimMIM, SimMIMSwinTransformer
 from mmpretrain.structures import DataSample
+from ..adversarial_mask_simmim import AdversarialMaskSimMIM
 from ..backbones import SimMIMViT
 from ..randomness import SampleRandomness
 from .base import MIMInterface, check_backbone, register_mim_interface
@@ -46,3 +47,15 @@ class SimMIMInterface(MIMInterface):
         pixel_mask = mask[:, None].float()
         pixel_mask = torch.nn.functional.interpolate(pixel_mask, size=size)
         return pred * pixel_mask + inputs * (1 - pixel_mask)
+
+
+@register_mim_interface(AdversarialMaskSimMIM)
+class AdversarialMaskSimMIMInterface(SimMIMInterface):
+    """SimMIM with ADIOS-style learned masks: the masking network's mask of
+    the clean image, with its gradient (the network climbs the clean
+    reconstruction loss; the adversarial pass takes the mask as data)."""
+
+    def sample_mask(self, inputs: torch.Tensor,
+                    data_samples: List[DataSample],
+                    rng: SampleRandomness) -> torch.Tensor:
+        return self.algorithm.learned_mask(inputs)
