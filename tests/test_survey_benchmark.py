@@ -39,10 +39,12 @@ EXPECTED = {'rocl': ('RoCL', 'SimCLR'), 'clae': ('CLAE', 'SimCLR'),
             'adios_simclr': ('ADIOS', 'SimCLR'),
             'adios_byol': ('ADIOS', 'BYOL'),
             'adios_simsiam': ('ADIOS', 'SimSiam'),
-            'adios_simmim': ('SimMIMViT', 'SimMIMViT')}
+            'adios_simmim': ('SimMIMViT', 'SimMIMViT'),
+            'aemim_adpe': ('MAEPlusViT', 'MAEPlusViT'),
+            'aemim_adios_simmim': ('SimMIMViT', 'SimMIMViT')}
 #: The pairs whose method lives in the MIM algorithm's encoder.
 MIM = ('adpe_coord', 'adpe_embed', 'adpe_simmim_coord', 'mae_plus',
-       'adios_simmim')
+       'adios_simmim', 'aemim_adpe', 'aemim_adios_simmim')
 #: ADIOS: a masking network, its own optimizer, N occluded views.
 ADIOS = ('adios_simclr', 'adios_byol', 'adios_simsiam')
 #: The committed runs (AdPE's and ADIOS's added later, in a run of their
@@ -158,18 +160,22 @@ def test_mim_variants_build_from_their_configs(smoke_runners):
             continue
         method = smoke_runners[pair.method]
         base = smoke_runners[pair.baseline]
-        assert (type(method.model.backbone).__name__,
+        # AEMIM's pairs: the wrapper against the algorithm it wraps
+        algorithm = getattr(method.model, 'algorithm', method.model)
+        assert (type(algorithm.backbone).__name__,
                 type(base.model.backbone).__name__) == EXPECTED[pair.method]
         cfg = Config.fromfile(str(REPO / 'configs' / 'survey' /
                                   f'{pair.config}.py'))
         assert type(method.model).__name__ == cfg.model.type
-        assert method.model.backbone.embed_dims == 192 // SMOKE[
-            'width_divisor']
-        assert method.model.backbone.patch_resolution == (4, 4)  # 16 px
-        positions = method.model.backbone.adversarial_positions
-        assert (positions is not None) == pair.method.startswith('adpe')
-        if pair.method == 'adios_simmim':
-            assert method.model.guarded     # AdversarialMaskHook's check
+        if algorithm is not method.model:
+            assert type(base.model) is type(algorithm)
+            assert method.model.sample_seed == 0
+        assert algorithm.backbone.embed_dims == 192 // SMOKE['width_divisor']
+        assert algorithm.backbone.patch_resolution == (4, 4)  # 16 px
+        positions = algorithm.backbone.adversarial_positions
+        assert (positions is not None) == ('adpe' in pair.method)
+        if 'adios_simmim' in pair.method:
+            assert algorithm.guarded        # AdversarialMaskHook's check
         if positions is not None:
             assert positions.guarded
             before = positions.delta.detach().clone()
@@ -250,6 +256,9 @@ def test_each_method_counts_more_flops_than_its_baseline(smoke_runners):
         elif pair.method == 'adios_simmim':
             # the masking network's U-Net beside the same SimMIM passes
             assert method > base, pair.method
+        elif pair.method.startswith('aemim_'):
+            # AEMIM's attack steps and adversarial pass
+            assert method / base > 2, pair.method
         elif pair.method in MIM:
             # AdPE: the shifted encoding and the projection are elementwise
             assert method == base, pair.method

@@ -131,6 +131,12 @@ SURVEY_PAIRS: Tuple[SurveyPair, ...] = (
     # algorithm, climbed like AdPE's state
     SurveyPair('adios_simmim', 'simmim_vit_adios',
                'adios_simmim_vit-t-p4_cifar10', 'simmim_vit-t-p4_cifar10'),
+    # AEMIM around them: what AEMIM adds to the MIM adversary alone (the
+    # config's model.algorithm)
+    SurveyPair('aemim_adpe', 'adpe_aemim',
+               'adpe_aemim_mae-plus_vit-t-p4_cifar10'),
+    SurveyPair('aemim_adios_simmim', 'adios_simmim_aemim',
+               'adios_aemim_simmim_vit-t-p4_cifar10'),
 )
 
 #: ``width_divisor``: every channel width of the backbone, projector and
@@ -203,7 +209,8 @@ def config_views(cfg: Config) -> int:
         if step['type'] == 'MultiView':
             views = step['num_views']
             return views if isinstance(views, int) else sum(views)
-    if cfg.model.get('type') in MIM_ALGORITHMS:
+    if cfg.model.get('type') in MIM_ALGORITHMS or cfg.model.get(
+            'algorithm', {}).get('type') in MIM_ALGORITHMS:
         return 0        # one tensor (make_batch's MIM batch)
     raise ValueError('the survey benchmark times joint-embedding configs '
                      '(their pipeline has a MultiView step) and MIM ones '
@@ -289,7 +296,13 @@ def survey_model_config(pair: SurveyPair, plain: bool, preset: dict,
         model['mask_net']['img_size'] = preset['img_size']
     if model['type'] in MIM_ALGORITHMS:     # AdPE, learned masks: no wrapper
         return fit_vit(model, preset['width_divisor'], preset['img_size'])
-    shrink_widths(model['algorithm'], preset['width_divisor'])
+    algorithm = model['algorithm']
+    if algorithm['type'] in MIM_ALGORITHMS:     # AEMIM around them
+        fit_vit(algorithm, preset['width_divisor'], preset['img_size'])
+        if 'img_size' in algorithm.get('mask_net', {}):
+            algorithm['mask_net']['img_size'] = preset['img_size']
+    else:
+        shrink_widths(algorithm, preset['width_divisor'])
     if not plain:
         return model
     # the wrapper hands its data preprocessor to the algorithm, or the
@@ -454,7 +467,7 @@ def build_survey_runners(pairs: Sequence[SurveyPair], preset: dict,
             # mmpretrain's joint-embedding algorithms take two views; a
             # method takes its pipeline's (AdvCL: three); MIM ones a tensor
             views = config_views(cfg)
-            if plain and not pair.baseline_config:
+            if plain and not pair.baseline_config and views:
                 views = PLAIN_VIEWS
             runner = SurveyRunner(
                 name, build_survey_variant(pair, plain, preset, config_dir),
@@ -516,7 +529,8 @@ def climb_adversaries(runner: 'SurveyRunner') -> None:
                                   optim_wrapper=runner.optim)
     if adversarial_positions(runner.model):
         AdversarialPositionsHook().before_train(runner_like)
-    if isinstance(runner.model, AdversarialMaskSimMIM):
+    if any(isinstance(m, AdversarialMaskSimMIM)
+           for m in runner.model.modules()):
         AdversarialMaskHook().before_train(runner_like)
 
 
