@@ -1,8 +1,8 @@
 """``tools/benchmark.py --suite survey`` on its tiny ``survey_smoke`` preset,
 the library behind it (:mod:`aemim_mm.benchmark.survey`), and
 docs/survey_cost.md against the committed results
-(docs/results/benchmark_survey_cpu.json and
-benchmark_survey_adpe_adios_cpu.json)."""
+(docs/results/benchmark_survey_cpu.json, benchmark_survey_adpe_adios_cpu.json
+and benchmark_survey_mim_aemim_cpu.json)."""
 import json
 import os
 import subprocess
@@ -47,10 +47,11 @@ MIM = ('adpe_coord', 'adpe_embed', 'adpe_simmim_coord', 'mae_plus',
        'adios_simmim', 'aemim_adpe', 'aemim_adios_simmim')
 #: ADIOS: a masking network, its own optimizer, N occluded views.
 ADIOS = ('adios_simclr', 'adios_byol', 'adios_simsiam')
-#: The committed runs (AdPE's and ADIOS's added later, in a run of their
-#: own): together every method, each run's in table order.
-RESULTS = (REPO / 'docs' / 'results' / 'benchmark_survey_cpu.json',
-           REPO / 'docs' / 'results' / 'benchmark_survey_adpe_adios_cpu.json')
+#: The committed runs (AdPE's and ADIOS's, then the learned masks' and
+#: AEMIM's around them, added later in runs of their own): together every
+#: method, each run's in table order.
+RESULTS = tuple(REPO / 'docs' / 'results' / f'benchmark_survey_{run}.json'
+                for run in ('cpu', 'adpe_adios_cpu', 'mim_aemim_cpu'))
 #: The methods that attack pixels (the others perturb what the loss
 #: compares against and take no attack).
 PIXEL = ('rocl', 'clae', 'acl', 'advcl', 'arocl', 'aadvcl', 'byorl',
@@ -257,8 +258,9 @@ def test_each_method_counts_more_flops_than_its_baseline(smoke_runners):
             # the masking network's U-Net beside the same SimMIM passes
             assert method > base, pair.method
         elif pair.method.startswith('aemim_'):
-            # AEMIM's attack steps and adversarial pass
-            assert method / base > 2, pair.method
+            # AEMIM's attack steps and adversarial pass (> 3x at the
+            # shipped size; here the U-Net, not shrunk, weighs on the base)
+            assert method / base > 1.5, pair.method
         elif pair.method in MIM:
             # AdPE: the shifted encoding and the projection are elementwise
             assert method == base, pair.method
@@ -517,8 +519,8 @@ def test_committed_result_is_the_cpu_preset_run(committed):
     assert committed['reps'] >= 5
     methods = [p['method'] for p in committed['pairs']]
     assert methods == [m for m in EXPECTED if m in methods]   # table order
-    # the first run timed every method there was (AdPE's and ADIOS's pairs
-    # came after it); a later one names its methods
+    # the first run timed every method there was (the MIM adversaries' and
+    # ADIOS's pairs came after it); a later one names its methods
     selected = ' --variants ' + ' '.join(methods)
     if '--variants' not in committed['command']:
         assert methods == [m for m in EXPECTED if m not in MIM + ADIOS]
