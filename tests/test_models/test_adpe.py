@@ -3,7 +3,6 @@ MAE+ and SimMIM-ViT (aemim_mm/models/backbones/mask_token_vit.py), its
 hook (AdversarialPositionsHook) and its combination with AEMIM: tiny ViTs
 on CPU, float64 where results are compared."""
 import copy
-import os
 from types import SimpleNamespace
 
 import pytest
@@ -335,7 +334,8 @@ def test_aemim_attacks_pixels_under_adversarial_positions(name):
 # ------------------------------------------------ one process = two
 
 
-GLOBAL_BATCH, ITERS = 4, 3
+ITERS = 3
+ADVERSARY = dict(mode='coordinates', eps=0.5, norm='linf')
 
 
 def _fixed_masks(backbone, indices) -> None:
@@ -347,16 +347,18 @@ def _fixed_masks(backbone, indices) -> None:
     backbone.random_masking = _random_masking(noise)
 
 
-def _train_adpe(model, module, indices, out=None):
-    from aemim_mm.engine.hooks.adversarial_positions_hook import \
-        adversarial_positions
+def build_for_processes():
+    """MAE+ with adversarial coordinates (``one_equals_two``)."""
+    return build('mae_plus', ADVERSARY, guarded=False)
+
+
+def train_for_processes(model, module, indices) -> list:
+    """AdamW with the ascent group and the hook's projection, ITERS steps
+    on the samples ``indices`` (``one_equals_two``)."""
     wrapper = optim_wrapper(module)
-    runner = SimpleNamespace(model=model, optim_wrapper=wrapper,
-                             message_hub=MessageHub.get_instance('adpe_dd'))
-    AdversarialPositionsHook().before_train(runner)
-    assert adversarial_positions(model)
+    start_hook(model, wrapper)
     _fixed_masks(module.backbone, indices)
-    images = valid_images(GLOBAL_BATCH).double()[indices]
+    images = valid_images(4).double()[indices]
     losses = []
     for _ in range(ITERS):
         loss = model(images, None, mode='loss')['loss']
@@ -365,56 +367,14 @@ def _train_adpe(model, module, indices, out=None):
     return losses
 
 
-def _adpe_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    import torch.distributed as dist
-    from mmengine.model import MMDistributedDataParallel
-    from mmengine.registry import init_default_scope
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group('gloo', rank=rank, world_size=world)
-    try:
-        import aemim_mm  # noqa: F401
-        init_default_scope('mmpretrain')
-        module = MODELS.build(mae_plus_cfg(dict(mode='coordinates', eps=0.5,
-                                                norm='linf')))
-        module.load_state_dict(torch.load(os.path.join(out_dir, 'init.pth'),
-                                          weights_only=True))
-        module.double().train()
-        ddp = MMDistributedDataParallel(module=module)
-        losses = _train_adpe(ddp, module,
-                             list(range(GLOBAL_BATCH))[rank::world])
-        torch.save(dict(losses=losses, state=module.state_dict()),
-                   os.path.join(out_dir, f'rank{rank}.pth'))
-    finally:
-        dist.destroy_process_group()
-
-
 @pytest.mark.slow
 def test_two_processes_equal_one_process(tmp_path):
     """MAE+ with adversarial coordinates, AdamW with the ascent group, the
     hook's projection: two gloo processes of 2 images equal one of 4 (DDP
     averages the state's gradient as any parameter's)."""
-    import torch.multiprocessing as mp
-    from test_spark import free_port
-    torch.manual_seed(0)
-    reference = build('mae_plus', dict(mode='coordinates', eps=0.5,
-                                       norm='linf'), guarded=False)
-    torch.save(reference.state_dict(), tmp_path / 'init.pth')
-    reference.double().train()
-    ref_losses = _train_adpe(reference, reference, list(range(GLOBAL_BATCH)))
-    mp.spawn(_adpe_worker, args=(2, free_port(), str(tmp_path)), nprocs=2,
-             join=True)
-    ranks = [torch.load(tmp_path / f'rank{r}.pth', weights_only=True)
-             for r in range(2)]
-    for it in range(ITERS):
-        got = sum(r['losses'][it] for r in ranks) / 2
-        assert got == pytest.approx(ref_losses[it], rel=1e-9)
-    want = reference.state_dict()
-    assert want['backbone.adversarial_positions.adv_coord'].abs().sum() > 0
-    for rank in ranks:
-        for key, value in want.items():
-            assert_close(rank['state'][key], value, rtol=1e-8, atol=1e-10,
-                         msg=key)
+    from one_equals_two import one_equals_two
+    state = one_equals_two(tmp_path, __name__)
+    assert state['backbone.adversarial_positions.adv_coord'].abs().sum() > 0
 
 
 # ------------------------------------------------------------- pictures
