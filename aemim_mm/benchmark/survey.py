@@ -292,15 +292,14 @@ def survey_model_config(pair: SurveyPair, plain: bool, preset: dict,
     if cfg.get('data_preprocessor') is not None:
         model.setdefault('data_preprocessor',
                          copy.deepcopy(cfg.data_preprocessor.to_dict()))
-    if 'img_size' in model.get('mask_net', {}):     # ADIOS's U-Net
-        model['mask_net']['img_size'] = preset['img_size']
+    for owner in (model, model.get('algorithm', {})):   # ADIOS's U-Net
+        if 'img_size' in owner.get('mask_net', {}):
+            owner['mask_net']['img_size'] = preset['img_size']
     if model['type'] in MIM_ALGORITHMS:     # AdPE, learned masks: no wrapper
         return fit_vit(model, preset['width_divisor'], preset['img_size'])
     algorithm = model['algorithm']
     if algorithm['type'] in MIM_ALGORITHMS:     # AEMIM around them
         fit_vit(algorithm, preset['width_divisor'], preset['img_size'])
-        if 'img_size' in algorithm.get('mask_net', {}):
-            algorithm['mask_net']['img_size'] = preset['img_size']
     else:
         shrink_widths(algorithm, preset['width_divisor'])
     if not plain:

@@ -37,6 +37,8 @@ from torch import Tensor
 from mmpretrain.models.selfsup import SimMIM
 from mmpretrain.registry import MODELS
 from ..utils.checks import is_int, is_number
+from .adversarial_ssl.adios import occlude, red_overlay
+from .attack import normalisation_stats, unit_pixels
 
 
 @MODELS.register_module()
@@ -130,11 +132,9 @@ class AdversarialMaskSimMIM(SimMIM):
         mask = self.learned_mask(inputs).float()
         pixels = mask.repeat_interleave(self.patch_size, 1).repeat_interleave(
             self.patch_size, 2)[:, None]
-        prep = self.data_preprocessor
-        mean, std = prep.mean.view(1, -1, 1, 1), prep.std.view(1, -1, 1, 1)
-        view = ((inputs * std + mean) / 255).clamp(0, 1).float()
-        red = view.new_tensor([1., 0., 0.]).view(1, 3, 1, 1)
-        return dict(view=view, mask=view * (1 - 0.6 * pixels) + 0.6 * pixels
-                    * red, masked=((inputs * (1 - pixels)) * std + mean)
-                    .div(255).clamp(0, 1).float())
+        mean, std = normalisation_stats(self.data_preprocessor, inputs)
+        view = unit_pixels(inputs, mean, std).float()
+        return dict(view=view, mask=red_overlay(view, pixels, alpha=0.6),
+                    masked=unit_pixels(occlude(inputs, pixels), mean,
+                                       std).float())
 

@@ -307,6 +307,15 @@ def normalisation_stats(data_preprocessor, x: torch.Tensor
     return x.new_zeros(x.shape[1]), x.new_ones(x.shape[1])
 
 
+def unit_pixels(x: torch.Tensor, mean: torch.Tensor,
+                std: torch.Tensor) -> torch.Tensor:
+    """Normalised images (B, C, H, W) back to pixels in [0, 1], with the
+    per-channel ``mean`` and ``std`` (0-255 units) of
+    :func:`normalisation_stats`."""
+    pixels = x * std.reshape(1, -1, 1, 1) + mean.reshape(1, -1, 1, 1)
+    return (pixels / 255).clamp(0, 1)
+
+
 def check_budget(name: str, value: float) -> None:
     """Raise unless ``value`` is a number in [0, 255] (0-255 pixel units)."""
     if not is_number(value) or not 0 <= value <= 255:

@@ -32,7 +32,8 @@ from .adapters import (ADAPTERS, adapter_route, adversarial_state_dict_keys,
                        clean_twin_key, convert_adapters, is_adversarial_key,
                        reset_adversarial_adapters)
 from .algorithms import build_mim_interface, select_samples
-from .attack import AttackResult, feature_distance, normalisation_stats
+from .attack import (AttackResult, feature_distance, normalisation_stats,
+                     unit_pixels)
 from .drop_path import DropPathDraws, drop_path_layers, record_drop_paths
 from .optim_support import check_optim_wrapper
 from .patchify import patchify_as_matmul
@@ -370,8 +371,7 @@ class AdversarialMIMWrapper(BaseModel):
                     std).x_adv
 
         def to_unit(img: torch.Tensor) -> torch.Tensor:
-            pixels = img * std.reshape(1, -1, 1, 1) + mean.reshape(1, -1, 1, 1)
-            return (pixels / 255).clamp(0, 1).detach()
+            return unit_pixels(img, mean, std).detach()
 
         scale = 2 * max(float(self.attack.eps), 1e-12)
         delta = (x_adv - x) * std.reshape(1, -1, 1, 1)

@@ -19,6 +19,18 @@ from torch.testing import assert_close
 GLOBAL_BATCH = 4
 
 
+def train_steps(model, optim_wrapper, images: torch.Tensor,
+                iters: int) -> List[float]:
+    """``iters`` steps of ``model``'s loss on ``images`` (no data samples);
+    the losses."""
+    losses = []
+    for _ in range(iters):
+        loss = model(images, None, mode='loss')['loss']
+        optim_wrapper.update_params(loss)
+        losses.append(float(loss.detach()))
+    return losses
+
+
 def _worker(rank: int, world: int, port: int, out_dir: str,
             test_module: str) -> None:
     import torch.distributed as dist

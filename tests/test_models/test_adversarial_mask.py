@@ -308,15 +308,11 @@ def build_for_processes():
 def train_for_processes(model, module, indices) -> list:
     """AdamW with the masking network's ascent group, ITERS steps on the
     samples ``indices`` (``one_equals_two``)."""
+    from one_equals_two import train_steps
     wrapper = optim_wrapper(module)
     start_hook(model, wrapper)
-    images = valid_images(4).double()[indices]
-    losses = []
-    for _ in range(ITERS):
-        loss = model(images, None, mode='loss')['loss']
-        wrapper.update_params(loss)
-        losses.append(float(loss.detach()))
-    return losses
+    return train_steps(model, wrapper, valid_images(4).double()[indices],
+                       ITERS)
 
 
 @pytest.mark.slow

@@ -52,6 +52,7 @@ from torch import Tensor, nn
 from mmpretrain.models.selfsup import BYOL, SimCLR, SimSiam
 from mmpretrain.registry import MODELS
 from ...utils.checks import is_int
+from ..attack import unit_pixels
 from .base import AdversarialSSLWrapper, check_weight
 from .joint_embedding import ContrastiveInterface
 
@@ -87,6 +88,14 @@ def occlude(view: Tensor, mask: Tensor) -> Tensor:
     """``view (1 - mask)``: the normalised view with the mask's pixels
     (softly) set to 0, the data set's mean colour."""
     return view * (1 - mask)
+
+
+def red_overlay(view: Tensor, mask: Tensor,
+                alpha: float = OVERLAY_ALPHA) -> Tensor:
+    """A mask (B, 1, H, W) in [0, 1] drawn in red over an RGB ``view`` in
+    [0, 1], with opacity ``alpha``."""
+    red = view.new_tensor([1., 0., 0.]).reshape(1, 3, 1, 1)
+    return view * (1 - alpha * mask) + alpha * mask * red
 
 
 @MODELS.register_module()
@@ -425,17 +434,10 @@ class ADIOS(AdversarialSSLWrapper):
         x = self.ssl.views(inputs)[1]
         masks = self.mask_net(x)
         mean, std = self.pixel_stats(x)
-
-        def to_unit(img: Tensor) -> Tensor:
-            pixels = img * std.reshape(1, -1, 1, 1) + mean.reshape(1, -1, 1, 1)
-            return (pixels / 255).clamp(0, 1).float()
-
-        view = to_unit(x)
-        red = view.new_tensor([1., 0., 0.]).reshape(1, 3, 1, 1)
+        view = unit_pixels(x, mean, std).float()
         out = dict(view=view)
         for k, m in enumerate(masks.float().split(1, dim=1), 1):
-            out[f'mask_{k}'] = view * (1 - OVERLAY_ALPHA * m) + \
-                OVERLAY_ALPHA * m * red
+            out[f'mask_{k}'] = red_overlay(view, m)
         for k, m in enumerate(masks.split(1, dim=1), 1):
-            out[f'masked_{k}'] = to_unit(occlude(x, m))
+            out[f'masked_{k}'] = unit_pixels(occlude(x, m), mean, std).float()
         return out
