@@ -74,10 +74,13 @@ class AdversarialMaskSimMIM(SimMIM):
                              f'{mask_net!r}.')
         super().__init__(**kwargs)
         patch = self.backbone.patch_embed.projection.stride[0]
-        if not is_int(mask_patch_size) or mask_patch_size % patch:
+        size = self.backbone.patch_resolution[0] * patch
+        if not is_int(mask_patch_size) or mask_patch_size % patch or \
+                size % mask_patch_size:
             raise ValueError(
                 'AdversarialMaskSimMIM: mask_patch_size must be a multiple '
-                f'of the encoder\'s patch ({patch}), got {mask_patch_size!r}.')
+                f'of the encoder\'s patch ({patch}) that divides the image '
+                f'({size} px), got {mask_patch_size!r}.')
         self.mask_ratio, self.mask_patch_size = mask_ratio, mask_patch_size
         self.patch_size = patch
         self.mask_net = MODELS.build(dict(mask_net, num_masks=2))

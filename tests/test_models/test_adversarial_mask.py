@@ -190,6 +190,7 @@ def test_the_masking_network_climbs_while_the_encoder_descends():
     (dict(mask_ratio=1.0), 'mask_ratio must be a number in'),
     (dict(mask_ratio=0), 'mask_ratio must be a number in'),
     (dict(mask_patch_size=6), 'multiple of the encoder'),
+    (dict(mask_patch_size=12), 'that divides the image'),
     (dict(mask_net=dict(type='MaskingUNet', img_size=IMG, num_masks=4)),
      'two slots'),
 ])
